@@ -1,0 +1,26 @@
+package conformance
+
+import (
+	"context"
+	"time"
+
+	"github.com/regioncache/regioncache/backends"
+)
+
+// Harness tells the suite how to open the backend under test.
+type Harness struct {
+	// Name labels the results (for example "memory" or a plugin's name).
+	Name string
+
+	// Open opens an instance of the backend on the storage identified by
+	// dir: a fresh, empty, private directory the suite creates for each check.
+	// Backends that do not keep files use dir only as a namespace (a Redis
+	// key prefix, say). Opening twice with the same dir must give instances
+	// that see each other's entries when the backend declares
+	// backends.CapSharedStorage.
+	Open func(ctx context.Context, dir string) (backends.Backend, error)
+
+	// OpenWithTTL, if set, opens an instance like Open whose storage expiry
+	// is ttl. It enables the storage-expiry check.
+	OpenWithTTL func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error)
+}
