@@ -1,0 +1,9 @@
+// Package all registers every in-tree backend. Import it for its side effect:
+//
+//	import _ "github.com/regioncache/regioncache/backends/all"
+package all
+
+import (
+	_ "github.com/regioncache/regioncache/backends/memory" // "memory"
+	_ "github.com/regioncache/regioncache/backends/null"   // "null"
+)
