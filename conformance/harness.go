@@ -8,6 +8,10 @@ import (
 )
 
 // Harness tells the suite how to open the backend under test.
+//
+// Only Name and Open are required. Everything else the suite needs to know
+// about the backend it learns from the backend itself: the capabilities it
+// declares (backends.Capabler, or the optional interfaces it implements).
 type Harness struct {
 	// Name labels the results (for example "memory" or a plugin's name).
 	Name string
@@ -23,4 +27,16 @@ type Harness struct {
 	// OpenWithTTL, if set, opens an instance like Open whose storage expiry
 	// is ttl. It enables the storage-expiry check.
 	OpenWithTTL func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error)
+
+	// CreatedPrecision is how precisely the backend keeps Entry.Created.
+	// Zero means to the nanosecond. A backend that stores, say, Unix
+	// milliseconds sets time.Millisecond; the metadata checks then accept a
+	// Created that differs from the one written by less than this.
+	CreatedPrecision time.Duration
+
+	// LockEndsWithContext declares that the backend's lock (CapLock) is
+	// released when the context passed to Lock or TryLock ends, even if the
+	// holder never calls Unlock (a lock tied to a connection or lease, say).
+	// It enables the "lock/owner-context" check.
+	LockEndsWithContext bool
 }

@@ -1,0 +1,304 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regioncache/regioncache/backends"
+)
+
+// check is one named check of the suite.
+type check struct {
+	name string
+	// needs are the capabilities the check requires; without them it is
+	// skipped with "backend lacks capability X".
+	needs backends.Capabilities
+	// keeping marks a check that only makes sense for a backend that keeps
+	// entries; it is skipped for one declaring CapDiscards.
+	keeping bool
+	run     func(ctx context.Context, e *env) error
+}
+
+// checks is the suite, in running order. It is filled by the init functions
+// of the check files, in file order, and never changed afterwards.
+var checks []check
+
+func register(cs ...check) { checks = append(checks, cs...) }
+
+// CheckNames returns the names of every check in the suite, in the order
+// they run.
+func CheckNames() []string {
+	names := make([]string, len(checks))
+	for i, c := range checks {
+		names[i] = c.name
+	}
+	return names
+}
+
+// skipError is returned by a check that finds at run time that it does not
+// apply.
+type skipError struct{ reason string }
+
+func (s *skipError) Error() string { return "skip: " + s.reason }
+
+func skipf(format string, args ...any) error { return &skipError{fmt.Sprintf(format, args...)} }
+
+// env is what one check gets: the harness, the options, the backend's
+// declared capabilities and a fresh directory layout:
+//
+//	base/            os.MkdirTemp
+//	base/w/store     dir, handed to Harness.Open
+//	base/w/sibling   an empty directory that must stay empty
+//	base/scratch     files the suite itself writes (file-streaming checks)
+//
+// Nothing else may appear under base.
+type env struct {
+	h    Harness
+	cfg  *config
+	caps backends.Capabilities
+
+	base, dir, sibling, scratch string
+
+	mu     sync.Mutex
+	opened []backends.Backend
+}
+
+func newEnv(h Harness, cfg *config, caps backends.Capabilities) (*env, error) {
+	base, err := os.MkdirTemp("", "regioncache-conformance-")
+	if err != nil {
+		return nil, fmt.Errorf("conformance: creating the check's directory: %w", err)
+	}
+	e := &env{h: h, cfg: cfg, caps: caps, base: base,
+		dir:     filepath.Join(base, "w", "store"),
+		sibling: filepath.Join(base, "w", "sibling"),
+		scratch: filepath.Join(base, "scratch")}
+	for _, d := range []string{e.dir, e.sibling, e.scratch} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			os.RemoveAll(base)
+			return nil, fmt.Errorf("conformance: creating the check's directory: %w", err)
+		}
+	}
+	return e, nil
+}
+
+func (e *env) discards() bool { return e.caps&backends.CapDiscards != 0 }
+
+func (e *env) has(c backends.Capabilities) bool { return e.caps&c == c }
+
+func (e *env) track(b backends.Backend) {
+	e.mu.Lock()
+	e.opened = append(e.opened, b)
+	e.mu.Unlock()
+}
+
+// open opens a fresh instance on the check's directory. The suite closes it
+// when the check ends.
+func (e *env) open(ctx context.Context) (backends.Backend, error) {
+	return e.openOn(ctx, e.dir)
+}
+
+func (e *env) openOn(ctx context.Context, dir string) (backends.Backend, error) {
+	b, err := e.h.Open(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("Open: %w", err)
+	}
+	if b == nil {
+		return nil, errors.New("Open returned a nil backend and no error")
+	}
+	e.track(b)
+	return b, nil
+}
+
+func (e *env) cleanup() {
+	e.mu.Lock()
+	opened := e.opened
+	e.opened = nil
+	e.mu.Unlock()
+	for _, b := range opened {
+		_ = b.Close()
+	}
+	_ = os.RemoveAll(e.base)
+}
+
+// Check runs the suite against the backend h opens and returns one Result
+// per check. It does not need a *testing.T: the regioncache CLI uses it to
+// check plugin executables. ctx bounds the whole run: checks not started
+// when it ends are skipped.
+func Check(ctx context.Context, h Harness, opts ...Option) Report {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(cfg)
+	}
+	name := h.Name
+	if name == "" {
+		name = "backend"
+	}
+	rep := Report{Name: name}
+	if h.Open == nil {
+		rep.Results = append(rep.Results, Result{Name: "open", Status: Fail, Reason: "Harness.Open is nil"})
+		return rep
+	}
+	caps, openRes := probe(ctx, h, cfg)
+	rep.Capabilities = caps
+	rep.Results = append(rep.Results, openRes)
+	for _, c := range checks {
+		if !cfg.selected(c.name) {
+			continue
+		}
+		var res Result
+		switch {
+		case openRes.Status != Pass:
+			res = Result{Name: c.name, Status: Skip, Reason: "the backend could not be opened"}
+		case ctx.Err() != nil:
+			res = Result{Name: c.name, Status: Skip, Reason: "run cancelled: " + ctx.Err().Error()}
+		default:
+			res = runCheck(ctx, h, cfg, caps, c)
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	return rep
+}
+
+// probe opens one instance to learn the backend's capabilities. It is the
+// "open" check.
+func probe(ctx context.Context, h Harness, cfg *config) (backends.Capabilities, Result) {
+	var caps backends.Capabilities
+	res := runCheck(ctx, h, cfg, 0, check{name: "open", run: func(ctx context.Context, e *env) error {
+		b, err := e.open(ctx)
+		if err != nil {
+			return err
+		}
+		caps = backends.CapabilitiesOf(b)
+		return b.Close()
+	}})
+	return caps, res
+}
+
+// runCheck runs one check in its own goroutine under the check timeout.
+func runCheck(ctx context.Context, h Harness, cfg *config, caps backends.Capabilities, c check) Result {
+	res := Result{Name: c.name}
+	if missing := c.needs &^ caps; missing != 0 {
+		res.Status = Skip
+		res.Reason = "backend lacks capability " + missing.String()
+		return res
+	}
+	if c.keeping && caps&backends.CapDiscards != 0 {
+		res.Status = Skip
+		res.Reason = "backend declares capability discards: it keeps no entries"
+		return res
+	}
+	start := time.Now()
+	e, err := newEnv(h, cfg, caps)
+	if err != nil {
+		res.Status, res.Reason = Fail, err.Error()
+		return res
+	}
+	cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("panic: %v\n%s", p, trimStack(debug.Stack()))
+			}
+		}()
+		done <- c.run(cctx, e)
+	}()
+	abandoned := false
+	select {
+	case err = <-done:
+	case <-cctx.Done():
+		// Give a check that honours its context a moment to return.
+		grace := time.NewTimer(cfg.patience)
+		select {
+		case err = <-done:
+		case <-grace.C:
+			abandoned = true
+		}
+		grace.Stop()
+		why := "timed out"
+		if ctx.Err() != nil {
+			why = "run cancelled"
+		}
+		switch {
+		case abandoned:
+			err = fmt.Errorf("%s after %v and did not return %v after its context ended (abandoned; the backend is probably blocked)", why, cfg.timeout, cfg.patience)
+		case err == nil:
+			err = fmt.Errorf("%s after %v", why, cfg.timeout)
+		default:
+			err = fmt.Errorf("%s after %v: %w", why, cfg.timeout, err)
+		}
+	}
+	e.cleanup()
+	res.Duration = time.Since(start)
+	var sk *skipError
+	switch {
+	case err == nil:
+		res.Status = Pass
+	case errors.As(err, &sk):
+		res.Status, res.Reason = Skip, sk.reason
+	default:
+		res.Status, res.Reason = Fail, err.Error()
+	}
+	return res
+}
+
+func trimStack(s []byte) string {
+	lines := strings.Split(string(s), "\n")
+	if len(lines) > 30 {
+		lines = append(lines[:30], "...")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Run runs the suite against the backend h opens, each check as a subtest
+// of t named after it (t.Run("roundtrip/large", ...)). A failed check fails
+// its subtest with the reason; a check that does not apply is skipped with
+// the reason (t.Skip), for example "backend lacks capability lock".
+//
+// Run with -run to select checks, e.g. go test -run 'TestConformance/lock/'.
+func Run(t *testing.T, h Harness, opts ...Option) {
+	t.Helper()
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(cfg)
+	}
+	if h.Open == nil {
+		t.Fatal("conformance: Harness.Open is nil")
+	}
+	var caps backends.Capabilities
+	var openRes Result
+	if !t.Run("open", func(t *testing.T) {
+		caps, openRes = probe(t.Context(), h, cfg)
+		report(t, openRes)
+	}) {
+		t.Fatalf("conformance: cannot open %s: %s", h.Name, openRes.Reason)
+	}
+	t.Logf("conformance: %s declares capabilities %s", h.Name, caps)
+	for _, c := range checks {
+		if !cfg.selected(c.name) {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			report(t, runCheck(t.Context(), h, cfg, caps, c))
+		})
+	}
+}
+
+func report(t *testing.T, res Result) {
+	t.Helper()
+	switch res.Status {
+	case Skip:
+		t.Skip(res.Reason)
+	case Fail:
+		t.Fatal(res.Reason)
+	}
+}
