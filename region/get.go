@@ -37,10 +37,8 @@ func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(
 		return zero, err
 	}
 	exp := s.expiration
-	var cfg callConfig
 	if len(opts) > 0 {
-		cfg = s.callCfg(opts)
-		exp = cfg.expiration
+		exp = s.callCfg(opts).expiration
 	}
 	bk := s.key(key)
 	e, err := s.backend.Get(ctx, bk)
@@ -48,21 +46,25 @@ func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(
 		if st := s.classify(ctx, &e, exp); st != missing {
 			if v, ok := decode[T](s, &e); ok {
 				if st == fresh {
-					s.event(EventHit, key, nil)
+					s.hit(key)
 					return v, nil
 				}
-				if len(opts) == 0 {
-					cfg = s.callCfg(nil)
-				}
-				return getOrCreateStale(ctx, s, key, bk, v, create, &cfg)
+				return getOrCreateSlow(ctx, s, key, bk, true, v, create, opts)
 			}
 		}
 	} else if !errors.Is(err, backends.ErrNotFound) {
 		s.event(EventError, key, err)
 		return zero, fmt.Errorf("region %s: get %s: %w", s.name, printable(key), err)
 	}
-	if len(opts) == 0 {
-		cfg = s.callCfg(nil)
+	return getOrCreateSlow(ctx, s, key, bk, false, zero, create, opts)
+}
+
+// getOrCreateSlow is everything but a hit. It is a function of its own so
+// that the call configuration it builds never costs a hit an allocation.
+func getOrCreateSlow[T any](ctx context.Context, s *state, key, bk string, isStale bool, v T, create func(context.Context) (T, error), opts []CallOption) (T, error) {
+	cfg := s.callCfg(opts)
+	if isStale {
+		return getOrCreateStale(ctx, s, key, bk, v, create, &cfg)
 	}
 	return getOrCreateMissing(ctx, s, key, bk, create, &cfg)
 }

@@ -196,6 +196,14 @@ func (r *Region) Stats() Stats {
 		WriteErrors: c.writeErrors.Load()}
 }
 
+// hit counts a hit. It is apart from event to keep the hit path short.
+func (s *state) hit(key string) {
+	s.stats.hits.Add(1)
+	if s.observer != nil {
+		s.observer(Event{Kind: EventHit, Key: key})
+	}
+}
+
 func (s *state) event(kind EventKind, key string, err error) {
 	var c *atomic.Int64
 	switch kind {
@@ -296,9 +304,6 @@ func (r *Region) Invalidate(ctx context.Context, mode InvalidationMode) error {
 // a time; the others use the marks they have.
 func (s *state) marks(ctx context.Context) *invalidations {
 	inv := s.inv.Load()
-	if !s.shared {
-		return inv
-	}
 	now := time.Now().UnixNano()
 	if now-inv.checked < int64(s.invalidations) && inv.checked != 0 {
 		return inv
@@ -342,7 +347,10 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, exp time.Durati
 	if e.Version < s.minVersion {
 		return missing
 	}
-	inv := s.marks(ctx)
+	inv := s.inv.Load()
+	if s.shared {
+		inv = s.marks(ctx)
+	}
 	created := e.Created.UnixNano()
 	if created < inv.hard {
 		return missing

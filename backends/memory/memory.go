@@ -94,6 +94,10 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	}
 	b.mu.RLock()
 	it, ok := b.entries[key]
+	var e backends.Entry
+	if ok {
+		e = it.entry
+	}
 	closed := b.closed
 	b.mu.RUnlock()
 	if closed {
@@ -102,7 +106,7 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	if !ok {
 		return backends.Entry{}, backends.ErrNotFound
 	}
-	return it.entry, nil
+	return e, nil
 }
 
 func (b *Backend) getLRU(key string) (backends.Entry, error) {
