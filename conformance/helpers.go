@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -47,6 +48,9 @@ func pattern(seed uint64, n int) []byte {
 func diffBytes(got, want []byte) string {
 	if len(got) != len(want) {
 		return fmt.Sprintf("payload has %d bytes, want %d", len(got), len(want))
+	}
+	if bytes.Equal(got, want) {
+		return ""
 	}
 	for i := range got {
 		if got[i] != want[i] {
@@ -152,8 +156,7 @@ func expectMiss(ctx context.Context, b backends.Backend, key, why string) error 
 // package backends take their one-key-at-a-time fallbacks.
 type plain struct{ b backends.Backend }
 
-func (p plain) Get(ctx context.Context, k string) (backends.Entry, error)  { return p.b.Get(ctx, k) }
-func (p plain) Set(ctx context.Context, k string, e backends.Entry) error  { return p.b.Set(ctx, k, e) }
-func (p plain) Delete(ctx context.Context, k string) error                 { return p.b.Delete(ctx, k) }
-func (p plain) Close() error                                               { return p.b.Close() }
-
+func (p plain) Get(ctx context.Context, k string) (backends.Entry, error) { return p.b.Get(ctx, k) }
+func (p plain) Set(ctx context.Context, k string, e backends.Entry) error { return p.b.Set(ctx, k, e) }
+func (p plain) Delete(ctx context.Context, k string) error                { return p.b.Delete(ctx, k) }
+func (p plain) Close() error                                              { return p.b.Close() }

@@ -9,13 +9,13 @@ import (
 type Option func(*config)
 
 type config struct {
-	largeSize  int64
-	timeout    time.Duration
-	patience   time.Duration
-	ttl        time.Duration
-	only       []string
-	writers    int
-	ops        int
+	largeSize int64
+	timeout   time.Duration
+	patience  time.Duration
+	ttl       time.Duration
+	only      []string
+	writers   int
+	ops       int
 }
 
 // DefaultLargeValueSize is the size of the value in the "roundtrip/large"

@@ -54,12 +54,13 @@ func skipf(format string, args ...any) error { return &skipError{fmt.Sprintf(for
 // env is what one check gets: the harness, the options, the backend's
 // declared capabilities and a fresh directory layout:
 //
-//	base/            os.MkdirTemp
-//	base/w/store     dir, handed to Harness.Open
-//	base/w/sibling   an empty directory that must stay empty
-//	base/scratch     files the suite itself writes (file-streaming checks)
+//	base/                os.MkdirTemp
+//	base/d/w/store       dir, handed to Harness.Open
+//	base/d/w/sibling     an empty directory that must stay empty
+//	base/scratch         files the suite itself writes (file-streaming checks)
 //
-// Nothing else may appear under base.
+// Nothing else may appear under base: dir is three levels down so that a
+// key such as "../../../x" that escapes it still lands where the suite looks.
 type env struct {
 	h    Harness
 	cfg  *config
@@ -77,8 +78,8 @@ func newEnv(h Harness, cfg *config, caps backends.Capabilities) (*env, error) {
 		return nil, fmt.Errorf("conformance: creating the check's directory: %w", err)
 	}
 	e := &env{h: h, cfg: cfg, caps: caps, base: base,
-		dir:     filepath.Join(base, "w", "store"),
-		sibling: filepath.Join(base, "w", "sibling"),
+		dir:     filepath.Join(base, "d", "w", "store"),
+		sibling: filepath.Join(base, "d", "w", "sibling"),
 		scratch: filepath.Join(base, "scratch")}
 	for _, d := range []string{e.dir, e.sibling, e.scratch} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
