@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-		"path/filepath"
+	"path/filepath"
 	"sort"
 	"strings"
 

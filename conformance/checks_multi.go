@@ -26,7 +26,9 @@ type multiOps struct {
 
 func helperOps(b backends.Backend) multiOps {
 	return multiOps{
-		get: func(ctx context.Context, keys []string) ([]*backends.Entry, error) { return backends.GetMulti(ctx, b, keys) },
+		get: func(ctx context.Context, keys []string) ([]*backends.Entry, error) {
+			return backends.GetMulti(ctx, b, keys)
+		},
 		set: func(ctx context.Context, keys []string, es []backends.Entry) error {
 			return backends.SetMulti(ctx, b, keys, es)
 		},
