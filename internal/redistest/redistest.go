@@ -1,0 +1,255 @@
+// Package redistest starts private redis-server processes for regioncache's
+// tests and benchmarks, so that no test ever depends on (or disturbs) a Redis
+// server that happens to be running on the machine.
+//
+// Start launches redis-server on a free loopback port, in a temporary
+// directory, with persistence off, and stops it when the test ends. When
+// redis-server is not installed the test is skipped, unless the environment
+// variable REGIONCACHE_REQUIRE_REDIS is "1", in which case it fails: CI sets
+// it so that a missing server can never silently skip the Redis tests.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RequireEnv is the environment variable that turns a missing redis-server
+// into a test failure instead of a skip.
+const RequireEnv = "REGIONCACHE_REQUIRE_REDIS"
+
+// Server is a private redis-server process. Its methods are safe for
+// concurrent use.
+type Server struct {
+	tb   testing.TB
+	bin  string
+	dir  string
+	port int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// Start starts a private redis-server for tb and registers its shutdown with
+// tb.Cleanup. It skips tb when redis-server is missing (fails it when
+// REGIONCACHE_REQUIRE_REDIS=1) and fails tb when the server does not come up.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			tb.Fatalf("redis-server not found in PATH and %s=1: %v", RequireEnv, err)
+		}
+		tb.Skipf("redis-server not found in PATH (set %s=1 to make this a failure): %v", RequireEnv, err)
+	}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			tb.Fatalf("redistest: finding a free port: %v", err)
+		}
+		s.port = port
+		if lastErr = s.start(); lastErr == nil {
+			tb.Cleanup(s.Stop)
+			return s
+		}
+	}
+	tb.Fatalf("redistest: starting redis-server: %v", lastErr)
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// start launches the process on s.port and waits until it answers PING.
+func (s *Server) start() error {
+	args := []string{
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--dir", s.dir,
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--protected-mode", "no",
+		"--logfile", "",
+		"--loglevel", "warning",
+		"--databases", "16",
+	}
+	cmd := exec.Command(s.bin, args...)
+	cmd.Dir = s.dir
+	setDeathSignal(cmd)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("exec %s: %w", s.bin, err)
+	}
+	done := make(chan struct{})
+	var outMu sync.Mutex
+	var out strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			outMu.Lock()
+			if out.Len() < 8192 {
+				out.WriteString(sc.Text())
+				out.WriteByte('\n')
+			}
+			outMu.Unlock()
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-done:
+			outMu.Lock()
+			defer outMu.Unlock()
+			return fmt.Errorf("redis-server on port %d exited: %s", s.port, strings.TrimSpace(out.String()))
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("redis-server on port %d did not answer PING within 10s: %v", s.port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	return nil
+}
+
+// Addr returns the server's "127.0.0.1:port" address.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Port returns the server's TCP port.
+func (s *Server) Port() int { return s.port }
+
+// URL returns a redis:// URL for database db of the server.
+func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr(), db) }
+
+// Client returns a new go-redis client for the server, closed when the test
+// ends.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	s.tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Stop kills the server and waits for it to exit. It is idempotent, and is
+// called automatically when the test ends.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Restart stops the server and starts a fresh one on the same port (with no
+// data: persistence is off). down, if positive, is how long the server stays
+// stopped in between. It fails the test if the server does not come back.
+func (s *Server) Restart(down time.Duration) {
+	s.tb.Helper()
+	s.Stop()
+	if down > 0 {
+		time.Sleep(down)
+	}
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // the port may linger briefly
+	}
+	s.tb.Fatalf("redistest: restarting redis-server on port %d: %v", s.port, err)
+}
+
+// CommandStats returns how many times each command has been called since the
+// server started (or since ResetStats), from INFO commandstats: for example
+// {"get": 12, "evalsha": 3}. Commands run from Lua scripts are counted too.
+func (s *Server) CommandStats() (map[string]int64, error) {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	txt, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		return nil, err
+	}
+	return ParseCommandStats(txt)
+}
+
+// ResetStats zeroes the server's command statistics (CONFIG RESETSTAT).
+func (s *Server) ResetStats() error {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	return c.ConfigResetStat(context.Background()).Err()
+}
+
+// ParseCommandStats parses the text of INFO commandstats into calls per
+// command name (lower case; subcommands as "config|resetstat").
+func ParseCommandStats(info string) (map[string]int64, error) {
+	stats := make(map[string]int64)
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		found := false
+		for _, field := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(field, "=")
+			if k == "calls" {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("redistest: bad calls in %q: %w", line, err)
+				}
+				stats[strings.TrimPrefix(name, "cmdstat_")] = n
+				found = true
+			}
+		}
+		if !found {
+			return nil, errors.New("redistest: no calls= field in " + strconv.Quote(line))
+		}
+	}
+	return stats, nil
+}

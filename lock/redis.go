@@ -1,0 +1,492 @@
+package lock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configure a Redis lock. The zero value gives sensible
+// defaults.
+type RedisOptions struct {
+	// Prefix is prepended to every key to form the Redis key of its lock
+	// (default "regioncache:lock:"). Lockers that must exclude each other
+	// use the same prefix on the same Redis. In Redis Cluster every lock key
+	// lives in the slot its full name hashes to; a prefix with a {hash tag}
+	// puts them all in one slot.
+	Prefix string
+
+	// Channel is the Pub/Sub channel releases are announced on (default
+	// Prefix + "released"). Lockers sharing a Prefix must share a Channel.
+	Channel string
+
+	// TTL is the lock's lease (default 30s): a holder that dies (or loses
+	// Redis) for longer than TTL loses the lock, and the key is free for
+	// others at most TTL after the holder's last renewal.
+	TTL time.Duration
+
+	// RenewInterval is how often a held lock's lease is extended back to TTL
+	// (default TTL/3). It must be shorter than TTL.
+	RenewInterval time.Duration
+}
+
+// Redis is a Locker that excludes every process, on any machine, that uses
+// the same Redis and the same prefix. It is meant as an efficiency lock (see
+// docs/backends.md): it stops a stampede of regenerations; it does not
+// promise mutual exclusion through network partitions or Redis fail-over,
+// and it is not Redlock.
+//
+// A lock is a Redis string set with SET NX PX ttl holding a random token. The
+// holder renews the lease with a compare-and-extend script every
+// RenewInterval and releases it with a compare-and-delete script that also
+// publishes the release. Waiters are woken through one Pub/Sub subscription
+// per Redis value (shared by all of its waiters), and besides re-check when
+// the current lease would run out, so a holder that crashed (and published
+// nothing) delays them by at most TTL, without polling in a tight loop.
+//
+// Goroutines of one process first queue on an in-process Keyed mutex, so a
+// process has at most one Redis waiter per key.
+//
+// Handles returned by Lock and TryLock are *RedisHandle. Call Close when done
+// with the Redis locker; it does not close the client.
+type Redis struct {
+	client  redis.UniversalClient
+	prefix  string
+	channel string
+	ttl     time.Duration
+	renew   time.Duration
+	local   Keyed
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // Redis key -> closed on its release
+	started bool
+	ready   chan struct{} // closed once the subscription is confirmed
+	ps      *redis.PubSub
+	closed  bool
+	subDone chan struct{}
+}
+
+// NewRedis returns a Redis locker on client. It panics if opts.RenewInterval
+// is not shorter than opts.TTL, which is a programming error.
+func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
+	if opts.Prefix == "" {
+		opts.Prefix = "regioncache:lock:"
+	}
+	if opts.Channel == "" {
+		opts.Channel = opts.Prefix + "released"
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 30 * time.Second
+	}
+	if opts.RenewInterval <= 0 {
+		opts.RenewInterval = opts.TTL / 3
+	}
+	if opts.RenewInterval >= opts.TTL {
+		panic(fmt.Sprintf("lock: RedisOptions.RenewInterval %v must be shorter than TTL %v", opts.RenewInterval, opts.TTL))
+	}
+	return &Redis{
+		client:  client,
+		prefix:  opts.Prefix,
+		channel: opts.Channel,
+		ttl:     opts.TTL,
+		renew:   opts.RenewInterval,
+		waiters: make(map[string]chan struct{}),
+		ready:   make(chan struct{}),
+		subDone: make(chan struct{}),
+	}
+}
+
+// TTL returns the lock's lease duration.
+func (r *Redis) TTL() time.Duration { return r.ttl }
+
+// acquireScript takes the lock if it is free and returns -3; otherwise it
+// returns the remaining lease in milliseconds (-1: the key has no expiry).
+var acquireScript = redis.NewScript(`
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -3 end
+return redis.call('pttl', KEYS[1])`)
+
+// releaseScript deletes the lock if it still holds our token and announces
+// the release; it returns 1 if it released, 0 if the lock was not ours.
+var releaseScript = redis.NewScript(`
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('del', KEYS[1])
+  redis.call('publish', ARGV[2], KEYS[1])
+  return 1
+end
+return 0`)
+
+// renewScript extends the lease if the lock still holds our token.
+var renewScript = redis.NewScript(`
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0`)
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// try attempts to take the Redis lock once. It returns the remaining lease of
+// the current holder when the lock is taken by somebody else.
+func (r *Redis) try(ctx context.Context, rkey, token string) (bool, time.Duration, error) {
+	n, err := acquireScript.Run(ctx, r.client, []string{rkey}, token, r.ttl.Milliseconds()).Int64()
+	if err != nil {
+		return false, 0, fmt.Errorf("lock: redis lock %s: %w", shortKey(rkey), err)
+	}
+	if n == -3 {
+		return true, 0, nil
+	}
+	if n < 0 { // no expiry on the key (not ours: somebody set it by hand)
+		return false, r.ttl, nil
+	}
+	return false, time.Duration(n) * time.Millisecond, nil
+}
+
+// Lock implements Locker. It waits until the lock is free, or ctx ends, or
+// Redis fails (the error names the key and wraps go-redis's error).
+func (r *Redis) Lock(ctx context.Context, key string) (Handle, error) {
+	lh, err := r.local.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	h, err := r.lockRedis(ctx, key)
+	if err != nil {
+		_ = lh.Unlock()
+		return nil, err
+	}
+	h.local = lh
+	return h, nil
+}
+
+func (r *Redis) lockRedis(ctx context.Context, key string) (*RedisHandle, error) {
+	rkey := r.prefix + key
+	token := newToken()
+	ok, pttl, err := r.try(ctx, rkey, token)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return r.newHandle(rkey, token), nil
+	}
+	r.subscribe()
+	subscribed := false
+	for {
+		// Register for the wake-up before re-checking, and re-check only
+		// once the subscription is live, so a release between the check and
+		// the wait cannot be missed.
+		wake := r.waitChan(rkey)
+		if !subscribed {
+			subscribed = r.awaitSubscription(ctx, pttl)
+		}
+		ok, pttl, err = r.try(ctx, rkey, token)
+		if err != nil {
+			r.dropWait(rkey, wake)
+			return nil, err
+		}
+		if ok {
+			r.dropWait(rkey, wake)
+			return r.newHandle(rkey, token), nil
+		}
+		// Fallback poll: a holder that died publishes nothing, but its
+		// lease runs out after pttl.
+		t := time.NewTimer(pttl + time.Millisecond)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			r.dropWait(rkey, wake)
+			return nil, ctx.Err()
+		}
+		t.Stop()
+		r.dropWait(rkey, wake)
+	}
+}
+
+// TryLock implements Locker: it takes the lock if nobody in this process nor
+// elsewhere holds it.
+func (r *Redis) TryLock(ctx context.Context, key string) (Handle, bool, error) {
+	lh, ok, err := r.local.TryLock(ctx, key)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	rkey := r.prefix + key
+	token := newToken()
+	ok, _, err = r.try(ctx, rkey, token)
+	if err != nil || !ok {
+		_ = lh.Unlock()
+		return nil, false, err
+	}
+	h := r.newHandle(rkey, token)
+	h.local = lh
+	return h, true, nil
+}
+
+// Close stops the locker's Pub/Sub subscription. Held handles stay valid and
+// keep renewing until they are unlocked. The client is not closed.
+func (r *Redis) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	ps, started := r.ps, r.started
+	for k, ch := range r.waiters {
+		close(ch)
+		delete(r.waiters, k)
+	}
+	r.mu.Unlock()
+	if started {
+		if ps != nil {
+			_ = ps.Close()
+		}
+		<-r.subDone
+	}
+	return nil
+}
+
+func (r *Redis) waitChan(rkey string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := r.waiters[rkey]
+	if ch == nil {
+		ch = make(chan struct{})
+		if !r.closed {
+			r.waiters[rkey] = ch
+		}
+	}
+	return ch
+}
+
+func (r *Redis) dropWait(rkey string, ch chan struct{}) {
+	r.mu.Lock()
+	if r.waiters[rkey] == ch {
+		delete(r.waiters, rkey)
+	}
+	r.mu.Unlock()
+}
+
+// wake wakes the waiter of rkey, or every waiter if rkey is "".
+func (r *Redis) wake(rkey string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rkey == "" {
+		for k, ch := range r.waiters {
+			close(ch)
+			delete(r.waiters, k)
+		}
+		return
+	}
+	if ch := r.waiters[rkey]; ch != nil {
+		close(ch)
+		delete(r.waiters, rkey)
+	}
+}
+
+// subscribe starts the locker's single subscriber goroutine, once.
+func (r *Redis) subscribe() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.closed {
+		return
+	}
+	r.started = true
+	r.ps = r.client.Subscribe(context.Background())
+	go r.receive(r.ps)
+}
+
+// awaitSubscription waits (at most max, or until ctx ends) for the
+// subscription to be confirmed, and reports whether it is.
+func (r *Redis) awaitSubscription(ctx context.Context, max time.Duration) bool {
+	select {
+	case <-r.ready:
+		return true
+	default:
+	}
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-r.ready:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// receive is the subscriber loop. go-redis reconnects and resubscribes the
+// PubSub after a connection error; each confirmation wakes every waiter,
+// since a release may have been missed while disconnected.
+func (r *Redis) receive(ps *redis.PubSub) {
+	defer close(r.subDone)
+	ctx := context.Background()
+	readyClosed := false
+	backoff := 50 * time.Millisecond
+	subscribed := false
+	for {
+		if !subscribed {
+			if err := ps.Subscribe(ctx, r.channel); err != nil {
+				if r.isClosed() {
+					return
+				}
+				time.Sleep(backoff)
+				backoff = min(2*backoff, 2*time.Second)
+				continue
+			}
+			subscribed = true
+		}
+		msg, err := ps.ReceiveTimeout(ctx, time.Minute)
+		if err != nil {
+			if r.isClosed() {
+				return
+			}
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				_ = ps.Ping(ctx) // keep the idle connection checked
+				continue
+			}
+			time.Sleep(backoff) // Redis unreachable: retry without spinning
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				if !readyClosed {
+					close(r.ready)
+					readyClosed = true
+				} else {
+					r.wake("") // resubscribed after a reconnect
+				}
+			}
+		case *redis.Message:
+			r.wake(m.Payload)
+		}
+	}
+}
+
+func (r *Redis) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+func (r *Redis) newHandle(rkey, token string) *RedisHandle {
+	h := &RedisHandle{
+		r:     r,
+		rkey:  rkey,
+		token: token,
+		lost:  make(chan struct{}),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go h.renewLoop(time.Now())
+	return h
+}
+
+// RedisHandle is a lock held through a Redis locker. Its lease is renewed in
+// the background until Unlock.
+type RedisHandle struct {
+	r     *Redis
+	rkey  string
+	token string
+	local Handle
+
+	lostOnce sync.Once
+	lost     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	released atomic.Bool
+}
+
+// Lost returns a channel closed when the holder learns that the lock was lost
+// (its lease ran out, or another holder replaced it). A creator may watch it
+// to give up early; Unlock will then report ErrLost.
+func (h *RedisHandle) Lost() <-chan struct{} { return h.lost }
+
+func (h *RedisHandle) markLost() { h.lostOnce.Do(func() { close(h.lost) }) }
+
+func (h *RedisHandle) renewLoop(acquired time.Time) {
+	defer close(h.done)
+	lastOK := acquired
+	t := time.NewTicker(h.r.renew)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), h.r.renew)
+		start := time.Now()
+		n, err := renewScript.Run(ctx, h.r.client, []string{h.rkey}, h.token, h.r.ttl.Milliseconds()).Int64()
+		cancel()
+		switch {
+		case err == nil && n == 1:
+			lastOK = start
+		case err == nil:
+			h.markLost() // the key expired or belongs to somebody else
+			return
+		case time.Since(lastOK) >= h.r.ttl:
+			h.markLost() // Redis unreachable for a whole lease
+			return
+		}
+	}
+}
+
+// Unlock implements Handle. It returns an error wrapping ErrLost if the
+// lease had run out or the key had been taken over (the compare-and-delete
+// never touches a key carrying another holder's token), one
+// wrapping ErrReleased on a second call, and Redis's error if the release
+// could not be sent (the lease then expires on its own within TTL). The
+// in-process part of the lock is released in every case.
+func (h *RedisHandle) Unlock() error {
+	if h.released.Swap(true) {
+		return ErrReleased
+	}
+	close(h.stop)
+	<-h.done
+	defer func() {
+		if h.local != nil {
+			_ = h.local.Unlock()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), h.r.ttl)
+	defer cancel()
+	n, err := releaseScript.Run(ctx, h.r.client, []string{h.rkey}, h.token, h.r.channel).Int64()
+	select {
+	case <-h.lost:
+		// Lost earlier: whatever release did (nothing, unless the key still
+		// carried our token), the protected work was not exclusive.
+		return fmt.Errorf("lock: redis lock %s: %w", shortKey(h.rkey), ErrLost)
+	default:
+	}
+	if err != nil {
+		return fmt.Errorf("lock: releasing redis lock %s: %w", shortKey(h.rkey), err)
+	}
+	if n != 1 {
+		h.markLost()
+		return fmt.Errorf("lock: redis lock %s: %w", shortKey(h.rkey), ErrLost)
+	}
+	return nil
+}
+
+// shortKey quotes a key for an error message, cut to a readable length.
+func shortKey(k string) string {
+	const max = 80
+	if len(k) > max {
+		return fmt.Sprintf("%q...(%d bytes)", k[:max], len(k))
+	}
+	return fmt.Sprintf("%q", k)
+}
