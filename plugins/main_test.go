@@ -1,0 +1,65 @@
+package plugins
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// binDir holds the plugin binaries the tests launch, built once by TestMain
+// from ./internal/testplugin and copied under each backend's name.
+var binDir string
+
+// testPlugins are the names the test plugin binary is installed under.
+var testPlugins = []string{"memory", "broken", "v99"}
+
+func exe(name string) string {
+	if runtime.GOOS == "windows" {
+		return name + ".exe"
+	}
+	return name
+}
+
+// pluginPath returns the path of the test plugin serving backend name.
+func pluginPath(name string) string { return filepath.Join(binDir, exe(Prefix+name)) }
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "regioncache-plugins-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	built := filepath.Join(dir, exe("testplugin"))
+	cmd := exec.Command("go", "build", "-o", built, "./internal/testplugin")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the test plugin:", err)
+		return 1
+	}
+	for _, n := range testPlugins {
+		if err := copyFile(built, pluginPath(n)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	code := m.Run()
+	Cleanup()
+	return code
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
+}
