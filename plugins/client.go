@@ -70,10 +70,10 @@ func NameOf(path string) string {
 // the plugin really has, and backends.Has, backends.LockerOf and the
 // region go by that. Its methods are safe for concurrent use.
 type Backend struct {
-	path string
-	args backends.Args
+	path   string
+	args   backends.Args
 	argsPB *structpb.Struct
-	cfg  config
+	cfg    config
 
 	caps backends.Capabilities
 	ttl  time.Duration

@@ -169,4 +169,3 @@ func hclogLevelName(lv slog.Level) string {
 		return "error"
 	}
 }
-
