@@ -9,20 +9,6 @@ import (
 	"github.com/regioncache/regioncache/backends"
 )
 
-func init() {
-	register(
-		check{name: "roundtrip/empty", run: checkEmpty},
-		check{name: "roundtrip/binary", run: checkBinary},
-		check{name: "roundtrip/large", run: checkLarge},
-		check{name: "roundtrip/no-alias", keeping: true, run: checkNoAlias},
-		check{name: "metadata", run: checkMetadata},
-		check{name: "miss", run: checkMiss},
-		check{name: "overwrite", run: checkOverwrite},
-		check{name: "delete/present", run: checkDeletePresent},
-		check{name: "delete/absent", run: checkDeleteAbsent},
-	)
-}
-
 func checkEmpty(ctx context.Context, e *env) error {
 	b, err := e.open(ctx)
 	if err != nil {

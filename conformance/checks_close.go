@@ -9,13 +9,6 @@ import (
 	"github.com/regioncache/regioncache/backends"
 )
 
-func init() {
-	register(
-		check{name: "close/idempotent", run: checkCloseIdempotent},
-		check{name: "close/methods", run: checkClosedMethods},
-	)
-}
-
 func checkCloseIdempotent(ctx context.Context, e *env) error {
 	// A never-used instance and a used one.
 	for _, use := range []bool{false, true} {

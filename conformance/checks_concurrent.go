@@ -15,13 +15,6 @@ import (
 	"github.com/regioncache/regioncache/backends"
 )
 
-func init() {
-	register(
-		check{name: "concurrent", run: checkConcurrent},
-		check{name: "shared-storage", needs: backends.CapSharedStorage, run: checkSharedStorage},
-	)
-}
-
 // A concurrent value identifies its write: the key it was written under, the
 // writer, the writer's sequence number, a body of a length and content
 // derived from those, and a SHA-256 of everything before it. The entry's

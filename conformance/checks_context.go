@@ -10,13 +10,6 @@ import (
 	"github.com/regioncache/regioncache/backends"
 )
 
-func init() {
-	register(
-		check{name: "context/cancelled", run: checkCancelled},
-		check{name: "capabilities", run: checkCapabilities},
-	)
-}
-
 func isCtxErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -12,10 +12,6 @@ import (
 	"github.com/regioncache/regioncache/backends"
 )
 
-func init() {
-	register(check{name: "keys/hostile", run: checkHostileKeys})
-}
-
 // hostileKeys are keys that break naive key-to-file-name or key-to-identifier
 // mappings. Each must be stored apart from every other.
 func hostileKeys() []string {

@@ -13,17 +13,6 @@ import (
 	"github.com/regioncache/regioncache/lock"
 )
 
-func init() {
-	register(
-		check{name: "lock/exclusive", needs: backends.CapLock, run: checkLockExclusive},
-		check{name: "lock/trylock", needs: backends.CapLock, run: checkTryLock},
-		check{name: "lock/unlock-elsewhere", needs: backends.CapLock, run: checkUnlockElsewhere},
-		check{name: "lock/release-twice", needs: backends.CapLock, run: checkReleaseTwice},
-		check{name: "lock/cancel", needs: backends.CapLock, run: checkLockCancel},
-		check{name: "lock/owner-context", needs: backends.CapLock, run: checkLockOwnerContext},
-	)
-}
-
 // lockers opens two instances on the check's directory and returns their
 // locks. A backend's lock must exclude every holder on the same storage, so
 // the two lockers are one lock as far as the checks are concerned.

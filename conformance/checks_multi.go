@@ -8,14 +8,6 @@ import (
 	"github.com/regioncache/regioncache/backends"
 )
 
-func init() {
-	register(
-		check{name: "multi/fallback", run: checkMultiFallback},
-		check{name: "multi/helpers", run: checkMultiHelpers},
-		check{name: "multi/native", needs: backends.CapMulti, run: checkMultiNative},
-	)
-}
-
 // multiOps are the multi-key operations under test: the helpers of package
 // backends (native or fallback) or the backend's own methods.
 type multiOps struct {

@@ -24,23 +24,38 @@ type check struct {
 	// keeping marks a check that only makes sense for a backend that keeps
 	// entries; it is skipped for one declaring CapDiscards.
 	keeping bool
-	run     func(ctx context.Context, e *env) error
+	// doc says in one sentence what the check demands.
+	doc string
+	run func(ctx context.Context, e *env) error
 }
 
-// checks is the suite, in running order. It is filled by the init functions
-// of the check files, in file order, and never changed afterwards.
-var checks []check
-
-func register(cs ...check) { checks = append(checks, cs...) }
-
 // CheckNames returns the names of every check in the suite, in the order
-// they run.
+// they run, after the "open" check that always runs first.
 func CheckNames() []string {
 	names := make([]string, len(checks))
 	for i, c := range checks {
 		names[i] = c.name
 	}
 	return names
+}
+
+// CheckInfo describes one check of the suite.
+type CheckInfo struct {
+	// Name is the check's name, as in Result.Name.
+	Name string
+	// Needs are the capabilities without which the check is skipped.
+	Needs backends.Capabilities
+	// Description says in one sentence what the check demands.
+	Description string
+}
+
+// Checks describes every check in the suite, in the order they run.
+func Checks() []CheckInfo {
+	out := make([]CheckInfo, len(checks))
+	for i, c := range checks {
+		out[i] = CheckInfo{Name: c.name, Needs: c.needs, Description: c.doc}
+	}
+	return out
 }
 
 // skipError is returned by a check that finds at run time that it does not

@@ -1,0 +1,398 @@
+// Package brokentest provides deliberately broken regioncache backends: the
+// memory backend wrapped so that it breaks one rule of the backend contract
+// each. They prove that the conformance suite catches what it claims to
+// catch (every Fault names the check that must fail on it), and they serve
+// anyone who needs a backend known to be wrong, such as a test of the
+// conformance command run against a plugin.
+//
+// The package also provides correct wrappers (Correct) that add a capability
+// to the memory backend — a lock, a storage TTL, file streaming — so that the
+// suite's capability checks can be seen to pass on a right implementation
+// as well as fail on a wrong one.
+//
+// Nothing here is for production use.
+package brokentest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/backends/memory"
+	"github.com/regioncache/regioncache/conformance"
+	"github.com/regioncache/regioncache/lock"
+)
+
+// LargeValueThreshold is the payload size above which DropsLargeValues drops
+// a write: 1 MiB.
+const LargeValueThreshold = 1 << 20
+
+// Env is what a wrapper may need besides the backend it wraps.
+type Env struct {
+	// Dir is the directory the instance was opened on.
+	Dir string
+	// Locks is one keyed lock shared by every instance opened on Dir, so that
+	// a lock built on it excludes across instances as a backend's lock must.
+	Locks *lock.Keyed
+	// TTL is the storage TTL asked for (Harness.OpenWithTTL); zero for none.
+	TTL time.Duration
+}
+
+// Fault is one way of breaking a backend.
+type Fault struct {
+	// Name is a short identifier, such as "drops-large-values".
+	Name string
+	// Check is the name of the conformance check that must fail on it
+	// (empty for the correct wrappers returned by Correct).
+	Check string
+	// Description says what the wrapper does wrong (or right).
+	Description string
+	// Wrap wraps b, typically a memory backend.
+	Wrap func(b backends.Backend, env Env) backends.Backend
+}
+
+// Faults returns the deliberately broken wrappers, each with the check that
+// must catch it.
+func Faults() []Fault {
+	return []Fault{
+		{"drops-large-values", "roundtrip/large", "silently drops writes whose payload exceeds 1 MiB",
+			func(b backends.Backend, _ Env) backends.Backend { return DropsLargeValues(b) }},
+		{"ignores-delete", "delete/present", "Delete reports success and deletes nothing",
+			func(b backends.Backend, _ Env) backends.Backend { return IgnoresDelete(b) }},
+		{"loses-metadata", "metadata", "keeps Created to the microsecond only and drops Tags",
+			func(b backends.Backend, _ Env) backends.Backend { return LosesMetadata(b) }},
+		{"swaps-values", "concurrent", "under concurrent use, Get returns the entry last written under any key",
+			func(b backends.Backend, _ Env) backends.Backend { return SwapsValuesUnderConcurrency(b) }},
+		{"non-exclusive-lock", "lock/exclusive", "declares a lock that never excludes anybody",
+			func(b backends.Backend, _ Env) backends.Backend { return NonExclusiveLock(b) }},
+		{"ignores-close", "close/methods", "Close does nothing: the backend keeps working",
+			func(b backends.Backend, _ Env) backends.Backend { return IgnoresClose(b) }},
+		{"ignores-context", "lock/cancel", "its lock waits for a held key even after the caller's context ends",
+			func(b backends.Backend, env Env) backends.Backend { return IgnoresContext(b, env.Locks) }},
+		{"never-expires", "expiry", "declares a storage TTL and never expires anything",
+			func(b backends.Backend, env Env) backends.Backend { return NeverExpires(b, env.TTL) }},
+		{"truncates-files", "files/copy", "StoreFile reads the file from its current offset instead of from the start",
+			func(b backends.Backend, env Env) backends.Backend { return TruncatesFiles(b, env.Dir) }},
+	}
+}
+
+// Correct returns wrappers that add a capability to a backend correctly;
+// the suite must pass them.
+func Correct() []Fault {
+	return []Fault{
+		{"keyed-lock", "", "a lock (lock.Keyed shared by the instances on one directory)",
+			func(b backends.Backend, env Env) backends.Backend { return WithLock(b, env.Locks) }},
+		{"storage-ttl", "", "storage expiry judged from the time of each write",
+			func(b backends.Backend, env Env) backends.Backend { return WithStorageTTL(b, env.TTL) }},
+		{"files", "", "file streaming through temporary files in the instance's directory",
+			func(b backends.Backend, env Env) backends.Backend { return WithFiles(b, env.Dir) }},
+	}
+}
+
+// Lookup returns the fault or correct wrapper called name.
+func Lookup(name string) (Fault, bool) {
+	for _, f := range append(Faults(), Correct()...) {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Fault{}, false
+}
+
+// Harness returns a conformance harness that opens a fresh memory backend
+// (with copy_values, since the wrappers do not declare keeps-values) wrapped
+// by f. Instances opened on the same directory share Env.Locks. The harness
+// has OpenWithTTL only if f declares storage expiry when given a TTL.
+func (f Fault) Harness() conformance.Harness {
+	var mu sync.Mutex
+	locks := map[string]*lock.Keyed{}
+	open := func(dir string, ttl time.Duration) (backends.Backend, error) {
+		mu.Lock()
+		k := locks[dir]
+		if k == nil {
+			k = lock.NewKeyed()
+			locks[dir] = k
+		}
+		mu.Unlock()
+		m, err := memory.Open(backends.Args{"copy_values": true})
+		if err != nil {
+			return nil, err
+		}
+		return f.Wrap(m, Env{Dir: dir, Locks: k, TTL: ttl}), nil
+	}
+	h := conformance.Harness{
+		Name: f.Name,
+		Open: func(ctx context.Context, dir string) (backends.Backend, error) { return open(dir, 0) },
+	}
+	if backends.Has(f.Wrap(memory.New(), Env{Locks: lock.NewKeyed(), TTL: time.Second}), backends.CapStorageExpiry) {
+		h.OpenWithTTL = func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error) {
+			return open(dir, ttl)
+		}
+	}
+	return h
+}
+
+// wrapped forwards the four Backend methods and hides every optional
+// interface of the backend it wraps, so that callers use the one-key
+// fallbacks and see no capabilities the wrapper does not declare itself.
+type wrapped struct{ b backends.Backend }
+
+func (w *wrapped) Get(ctx context.Context, k string) (backends.Entry, error) { return w.b.Get(ctx, k) }
+func (w *wrapped) Set(ctx context.Context, k string, e backends.Entry) error {
+	return w.b.Set(ctx, k, e)
+}
+func (w *wrapped) Delete(ctx context.Context, k string) error { return w.b.Delete(ctx, k) }
+func (w *wrapped) Close() error                               { return w.b.Close() }
+
+// DropsLargeValues returns b with writes of payloads above
+// LargeValueThreshold silently dropped (the key is left absent).
+func DropsLargeValues(b backends.Backend) backends.Backend { return &dropsLarge{wrapped{b}} }
+
+type dropsLarge struct{ wrapped }
+
+func (d *dropsLarge) Set(ctx context.Context, k string, e backends.Entry) error {
+	if len(e.Payload) > LargeValueThreshold {
+		return d.b.Delete(ctx, k)
+	}
+	return d.b.Set(ctx, k, e)
+}
+
+// IgnoresDelete returns b with a Delete that does nothing and reports success.
+func IgnoresDelete(b backends.Backend) backends.Backend { return &ignoresDelete{wrapped{b}} }
+
+type ignoresDelete struct{ wrapped }
+
+func (d *ignoresDelete) Delete(ctx context.Context, k string) error { return nil }
+
+// LosesMetadata returns b keeping Created to the microsecond only and
+// dropping Tags, like a careless serialisation.
+func LosesMetadata(b backends.Backend) backends.Backend { return &losesMeta{wrapped{b}} }
+
+type losesMeta struct{ wrapped }
+
+func (l *losesMeta) Set(ctx context.Context, k string, e backends.Entry) error {
+	e.Created = e.Created.Truncate(time.Microsecond)
+	e.Tags = nil
+	return l.b.Set(ctx, k, e)
+}
+
+// SwapsValuesUnderConcurrency returns b whose Get, when it overlaps another
+// operation, returns the entry most recently written under any key. Used
+// from one goroutine it behaves.
+func SwapsValuesUnderConcurrency(b backends.Backend) backends.Backend {
+	return &swaps{wrapped: wrapped{b}}
+}
+
+type swaps struct {
+	wrapped
+	inflight atomic.Int64
+	last     atomic.Pointer[backends.Entry]
+}
+
+func (s *swaps) Get(ctx context.Context, k string) (backends.Entry, error) {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	runtime.Gosched()
+	if s.inflight.Load() > 1 {
+		if e := s.last.Load(); e != nil {
+			return *e, nil
+		}
+	}
+	return s.b.Get(ctx, k)
+}
+
+func (s *swaps) Set(ctx context.Context, k string, e backends.Entry) error {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	c := e
+	c.Payload = slices.Clone(e.Payload)
+	s.last.Store(&c)
+	return s.b.Set(ctx, k, e)
+}
+
+// IgnoresClose returns b with a Close that does nothing.
+func IgnoresClose(b backends.Backend) backends.Backend { return &ignoresClose{wrapped{b}} }
+
+type ignoresClose struct{ wrapped }
+
+func (c *ignoresClose) Close() error { return nil }
+
+// withLocker declares CapLock with the given locker.
+type withLocker struct {
+	wrapped
+	l lock.Locker
+}
+
+func (w *withLocker) Capabilities() backends.Capabilities { return backends.CapLock }
+func (w *withLocker) Locker() lock.Locker                 { return w.l }
+
+// WithLock returns b with a correct lock: keyed, shared by every instance
+// given the same *lock.Keyed.
+func WithLock(b backends.Backend, k *lock.Keyed) backends.Backend {
+	return &withLocker{wrapped{b}, k}
+}
+
+// NonExclusiveLock returns b declaring a lock whose Lock and TryLock always
+// succeed at once, however many hold the key.
+func NonExclusiveLock(b backends.Backend) backends.Backend {
+	return &withLocker{wrapped{b}, fakeLocker{}}
+}
+
+type fakeLocker struct{}
+
+func (fakeLocker) Lock(ctx context.Context, key string) (lock.Handle, error) {
+	return &onceHandle{}, nil
+}
+func (fakeLocker) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
+	return &onceHandle{}, true, nil
+}
+
+type onceHandle struct{ released atomic.Bool }
+
+func (h *onceHandle) Unlock() error {
+	if h.released.Swap(true) {
+		return lock.ErrReleased
+	}
+	return nil
+}
+
+// IgnoresContext returns b declaring a lock built on k whose Lock waits for a
+// held key even after the caller's context has ended.
+func IgnoresContext(b backends.Backend, k *lock.Keyed) backends.Backend {
+	return &withLocker{wrapped{b}, ctxIgnorer{k}}
+}
+
+type ctxIgnorer struct{ k *lock.Keyed }
+
+func (c ctxIgnorer) Lock(ctx context.Context, key string) (lock.Handle, error) {
+	return c.k.Lock(context.WithoutCancel(ctx), key)
+}
+func (c ctxIgnorer) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
+	return c.k.TryLock(ctx, key)
+}
+
+// WithStorageTTL returns b retiring each entry ttl after it was written, and
+// declaring CapStorageExpiry when ttl > 0.
+func WithStorageTTL(b backends.Backend, ttl time.Duration) backends.Backend {
+	return &ttlBackend{wrapped: wrapped{b}, ttl: ttl, expires: true, written: map[string]time.Time{}}
+}
+
+// NeverExpires returns b declaring a storage TTL of ttl that it never
+// enforces.
+func NeverExpires(b backends.Backend, ttl time.Duration) backends.Backend {
+	return &ttlBackend{wrapped: wrapped{b}, ttl: ttl, written: map[string]time.Time{}}
+}
+
+type ttlBackend struct {
+	wrapped
+	ttl     time.Duration
+	expires bool
+	mu      sync.Mutex
+	written map[string]time.Time
+}
+
+func (t *ttlBackend) Capabilities() backends.Capabilities {
+	if t.ttl > 0 {
+		return backends.CapStorageExpiry
+	}
+	return 0
+}
+
+func (t *ttlBackend) StorageTTL() time.Duration { return t.ttl }
+
+func (t *ttlBackend) Get(ctx context.Context, k string) (backends.Entry, error) {
+	e, err := t.b.Get(ctx, k)
+	if err != nil || t.ttl <= 0 || !t.expires {
+		return e, err
+	}
+	t.mu.Lock()
+	w, ok := t.written[k]
+	t.mu.Unlock()
+	if !ok || time.Since(w) >= t.ttl {
+		return backends.Entry{}, fmt.Errorf("expired: %w", backends.ErrNotFound)
+	}
+	return e, nil
+}
+
+func (t *ttlBackend) Set(ctx context.Context, k string, e backends.Entry) error {
+	t.mu.Lock()
+	defer t.mu.Unlock() // held across the write so that written matches the store
+	if err := t.b.Set(ctx, k, e); err != nil {
+		return err
+	}
+	t.written[k] = time.Now()
+	return nil
+}
+
+// WithFiles returns b with file streaming: StoreFile reads the file into a
+// payload, OpenFile writes the payload to a new file in dir.
+func WithFiles(b backends.Backend, dir string) backends.Backend {
+	return &fileBackend{wrapped: wrapped{b}, dir: dir}
+}
+
+// TruncatesFiles is WithFiles with a classic bug: StoreFile reads the file
+// from its current offset rather than from the start, so a file the caller
+// has just written is stored empty.
+func TruncatesFiles(b backends.Backend, dir string) backends.Backend {
+	return &fileBackend{wrapped: wrapped{b}, dir: dir, fromOffset: true}
+}
+
+type fileBackend struct {
+	wrapped
+	dir        string
+	fromOffset bool
+}
+
+func (f *fileBackend) Capabilities() backends.Capabilities { return backends.CapFiles }
+
+func (f *fileBackend) StoreFile(ctx context.Context, key string, file *os.File, e backends.Entry, move bool) error {
+	var r io.Reader = io.NewSectionReader(file, 0, 1<<62)
+	if f.fromOffset {
+		r = file
+	}
+	p, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	e.Payload = p
+	if err := f.b.Set(ctx, key, e); err != nil {
+		return err
+	}
+	if move {
+		_ = os.Remove(file.Name())
+	}
+	return nil
+}
+
+func (f *fileBackend) OpenFile(ctx context.Context, key string) (*os.File, backends.Entry, error) {
+	e, err := f.b.Get(ctx, key)
+	if err != nil {
+		return nil, backends.Entry{}, err
+	}
+	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+		return nil, backends.Entry{}, err
+	}
+	tmp, err := os.CreateTemp(f.dir, "open-*")
+	if err != nil {
+		return nil, backends.Entry{}, err
+	}
+	_, werr := tmp.Write(e.Payload)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		return nil, backends.Entry{}, err
+	}
+	r, err := os.Open(tmp.Name())
+	if err != nil {
+		return nil, backends.Entry{}, err
+	}
+	e.Payload = nil
+	return r, e, nil
+}
