@@ -202,13 +202,13 @@ func checkList(ctx context.Context, e *env) error {
 		seen[in.Key]++
 		w, ok := want[in.Key]
 		if !ok {
-			return fmt.Errorf("List returned key %s, which is not stored", qkey(in.Key))
+			return fmt.Errorf("listing returned key %s, which is not stored", qkey(in.Key))
 		}
 		if in.Size != int64(len(w.Payload)) {
-			return fmt.Errorf("List: key %s has Size %d, want %d (the payload's length)", qkey(in.Key), in.Size, len(w.Payload))
+			return fmt.Errorf("listing: key %s has Size %d, want %d (the payload's length)", qkey(in.Key), in.Size, len(w.Payload))
 		}
 		if err := e.sameEntry(backends.Entry{Payload: w.Payload, Created: in.Created, Version: in.Version, Tags: in.Tags, Value: w.Value}, w); err != nil {
-			return fmt.Errorf("List: key %s: %w", qkey(in.Key), err)
+			return fmt.Errorf("listing: key %s: %w", qkey(in.Key), err)
 		}
 		return nil
 	})
@@ -227,10 +227,10 @@ func checkList(ctx context.Context, e *env) error {
 	}
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		return fmt.Errorf("List did not return the stored keys %s", strings.Join(missing, ", "))
+		return fmt.Errorf("listing did not return the stored keys %s", strings.Join(missing, ", "))
 	}
 	if len(dup) > 0 {
-		return fmt.Errorf("List returned keys %s more than once", strings.Join(dup, ", "))
+		return fmt.Errorf("listing returned keys %s more than once", strings.Join(dup, ", "))
 	}
 	// An error from fn stops the listing and is returned.
 	if len(want) > 1 {
@@ -238,10 +238,10 @@ func checkList(ctx context.Context, e *env) error {
 		calls := 0
 		err := l.List(ctx, func(backends.EntryInfo) error { calls++; return stop })
 		if !errors.Is(err, stop) {
-			return fmt.Errorf("List returned %v when fn returned an error, want that error", err)
+			return fmt.Errorf("listing returned %v when fn returned an error, want that error", err)
 		}
 		if calls != 1 {
-			return fmt.Errorf("List called fn %d more times after fn returned an error", calls-1)
+			return fmt.Errorf("listing called fn %d more times after fn returned an error", calls-1)
 		}
 	}
 	return nil

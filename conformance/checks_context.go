@@ -177,10 +177,10 @@ func (e *env) cancelledOps(live, dead context.Context, b backends.Backend, prese
 		}
 		if err == nil {
 			if h == nil {
-				return errors.New("Lock returned a nil handle and no error")
+				return errors.New("lock: Lock returned a nil handle and no error")
 			}
 			if err := h.Unlock(); err != nil {
-				return fmt.Errorf("Unlock of a lock taken with an ended context: %w", err)
+				return fmt.Errorf("releasing a lock taken with an ended context: %w", err)
 			}
 		}
 		h, ok, err := l.TryLock(dead, "lock-key")
@@ -189,7 +189,7 @@ func (e *env) cancelledOps(live, dead context.Context, b backends.Backend, prese
 		}
 		if err == nil && ok {
 			if err := h.Unlock(); err != nil {
-				return fmt.Errorf("Unlock of a lock taken with an ended context: %w", err)
+				return fmt.Errorf("releasing a lock taken with an ended context: %w", err)
 			}
 		}
 	}

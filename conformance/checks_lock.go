@@ -164,10 +164,10 @@ func checkTryLock(ctx context.Context, e *env) error {
 		return fmt.Errorf("TryLock of a different key while \"k\" is held = (ok %v, err %v), want the lock: keys must be independent", ok, err)
 	}
 	if err := h2.Unlock(); err != nil {
-		return fmt.Errorf("Unlock: %w", err)
+		return fmt.Errorf("releasing: %w", err)
 	}
 	if err := h.Unlock(); err != nil {
-		return fmt.Errorf("Unlock: %w", err)
+		return fmt.Errorf("releasing: %w", err)
 	}
 	h3, ok, err := lb.TryLock(ctx, "k")
 	if err != nil || !ok {
@@ -203,7 +203,7 @@ func checkUnlockElsewhere(ctx context.Context, e *env) error {
 	go func() { // another goroutine releases it
 		defer close(done)
 		if err := h.Unlock(); err != nil {
-			errc <- fmt.Errorf("Unlock from a goroutine other than the one that locked: %w", err)
+			errc <- fmt.Errorf("releasing from a goroutine other than the one that locked: %w", err)
 		}
 	}()
 	<-done
@@ -301,17 +301,17 @@ func checkLockCancel(ctx context.Context, e *env) error {
 			if r := <-rc; r.h != nil {
 				_ = r.h.Unlock()
 			}
-			return fmt.Errorf("Lock of a held key did not return within %v of its context ending (%s): it must honour ctx while waiting", e.cfg.patience, mode)
+			return fmt.Errorf("a Lock of a held key did not return within %v of its context ending (%s): it must honour ctx while waiting", e.cfg.patience, mode)
 		}
 		cancel()
 		if r.err == nil {
 			if r.h != nil {
 				_ = r.h.Unlock()
 			}
-			return fmt.Errorf("Lock of a key held by another instance succeeded (%s): the lock is not exclusive", mode)
+			return fmt.Errorf("a Lock of a key held by another instance succeeded (%s): the lock is not exclusive", mode)
 		}
 		if !isCtxErr(r.err) {
-			return fmt.Errorf("Lock whose context ended (%s) returned %q, want an error wrapping the context's error", mode, r.err)
+			return fmt.Errorf("a Lock whose context ended (%s) returned %q, want an error wrapping the context's error", mode, r.err)
 		}
 	}
 	// The abandoned waits left nothing behind: after A releases, B can lock.
@@ -352,7 +352,7 @@ func checkLockOwnerContext(ctx context.Context, e *env) error {
 	defer wcancel()
 	hb, err := lb.Lock(wctx, "k")
 	if err != nil {
-		return fmt.Errorf("Lock after the owner's context ended: %w (the lock was not freed within %v)", err, e.cfg.patience)
+		return fmt.Errorf("a Lock after the owner's context ended: %w (the lock was not freed within %v)", err, e.cfg.patience)
 	}
 	_ = h.Unlock() // may report ErrLost or ErrReleased; it must not free B's lock
 	if err := tryHeld(ctx, la, "k", "instance A after its owner's stale Unlock"); err != nil {

@@ -75,13 +75,13 @@ func (e *env) sameEntry(got, want backends.Entry) error {
 		return err
 	}
 	if got.Version != want.Version {
-		return fmt.Errorf("Version is %d, want %d", got.Version, want.Version)
+		return fmt.Errorf("entry Version is %d, want %d", got.Version, want.Version)
 	}
 	if !(len(got.Tags) == 0 && len(want.Tags) == 0) && !slices.Equal(got.Tags, want.Tags) {
-		return fmt.Errorf("Tags are %q, want %q", got.Tags, want.Tags)
+		return fmt.Errorf("entry Tags are %q, want %q", got.Tags, want.Tags)
 	}
 	if e.has(backends.CapKeepsValues) && !reflect.DeepEqual(got.Value, want.Value) {
-		return fmt.Errorf("Value is %#v, want %#v (the backend declares keeps-values)", got.Value, want.Value)
+		return fmt.Errorf("entry Value is %#v, want %#v (the backend declares keeps-values)", got.Value, want.Value)
 	}
 	return nil
 }
@@ -90,7 +90,7 @@ func (e *env) sameCreated(got, want time.Time) error {
 	p := e.h.CreatedPrecision
 	if p <= 0 {
 		if !got.Equal(want) {
-			return fmt.Errorf("Created is %s, want %s (to the nanosecond; set Harness.CreatedPrecision if the backend keeps less)",
+			return fmt.Errorf("entry Created is %s, want %s (to the nanosecond; set Harness.CreatedPrecision if the backend keeps less)",
 				got.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
 		}
 		return nil
@@ -100,7 +100,7 @@ func (e *env) sameCreated(got, want time.Time) error {
 		d = -d
 	}
 	if d >= p {
-		return fmt.Errorf("Created is %s, want %s to within the declared precision %v",
+		return fmt.Errorf("entry Created is %s, want %s to within the declared precision %v",
 			got.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano), p)
 	}
 	return nil

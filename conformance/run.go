@@ -124,10 +124,10 @@ func (e *env) open(ctx context.Context) (backends.Backend, error) {
 func (e *env) openOn(ctx context.Context, dir string) (backends.Backend, error) {
 	b, err := e.h.Open(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("Open: %w", err)
+		return nil, fmt.Errorf("opening an instance: %w", err)
 	}
 	if b == nil {
-		return nil, errors.New("Open returned a nil backend and no error")
+		return nil, errors.New("opening an instance: Open returned a nil backend and no error")
 	}
 	e.track(b)
 	return b, nil
