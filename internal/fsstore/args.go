@@ -1,0 +1,55 @@
+package fsstore
+
+import (
+	"fmt"
+
+	"github.com/regioncache/regioncache/backends"
+)
+
+// Config is a backend configuration parsed from dogpile_filesystem-style
+// arguments.
+type Config struct {
+	Options
+	DistributedLock bool
+	FileMovable     bool
+}
+
+// ParseArgs parses base_dir (required), cache_size, expiration_time,
+// distributed_lock and sync, plus file_movable when kind is KindFile. Unknown
+// arguments are errors.
+func ParseArgs(args backends.Args, kind byte) (Config, error) {
+	known := []string{"base_dir", "cache_size", "expiration_time", "distributed_lock", "sync"}
+	if kind == KindFile {
+		known = append(known, "file_movable")
+	}
+	var c Config
+	c.Kind = kind
+	if err := args.Only(known...); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Dir, err = args.String("base_dir", ""); err != nil {
+		return c, err
+	}
+	if c.Dir == "" {
+		return c, fmt.Errorf("%w: base_dir: required (the cache directory)", backends.ErrBadArgument)
+	}
+	if c.MaxBytes, err = args.Size("cache_size", 0); err != nil {
+		return c, err
+	}
+	if c.TTL, err = args.Duration("expiration_time", 0); err != nil {
+		return c, err
+	}
+	if c.DistributedLock, err = args.Bool("distributed_lock", true); err != nil {
+		return c, err
+	}
+	if c.Sync, err = args.Bool("sync", false); err != nil {
+		return c, err
+	}
+	if kind == KindFile {
+		if c.FileMovable, err = args.Bool("file_movable", true); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,121 @@
+//go:build !linux
+
+package fsstore
+
+import (
+	"errors"
+	"io"
+	"os"
+	"time"
+)
+
+// dirHandle is an open shard directory, as an os.Root: no operation can reach
+// outside it, even through a symbolic link planted in it.
+type dirHandle struct {
+	root *os.Root
+	path string
+}
+
+func openDir(path string) (*dirHandle, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, &os.PathError{Op: "open", Path: path, Err: errNotRegular}
+	}
+	r, err := os.OpenRoot(path)
+	if err != nil {
+		return nil, err
+	}
+	return &dirHandle{root: r, path: path}, nil
+}
+
+func (d *dirHandle) close() error { return d.root.Close() }
+
+func statOfInfo(fi os.FileInfo) fileStat {
+	return fileStat{size: fi.Size(), mtimeNs: fi.ModTime().UnixNano(), regular: fi.Mode().IsRegular()}
+}
+
+func (d *dirHandle) readFile(name string, touchOlder time.Duration) ([]byte, fileStat, error) {
+	f, fs, err := d.openRead(name)
+	if err != nil {
+		return nil, fs, err
+	}
+	defer f.Close()
+	buf := make([]byte, fs.size)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, fs, err
+	}
+	if touchOlder > 0 && time.Now().UnixNano()-fs.mtimeNs > int64(touchOlder) {
+		_ = d.touch(name)
+	}
+	return buf, fs, nil
+}
+
+func (d *dirHandle) openRead(name string) (*os.File, fileStat, error) {
+	var fs fileStat
+	li, err := d.root.Lstat(name)
+	if err != nil {
+		return nil, fs, err
+	}
+	if !li.Mode().IsRegular() {
+		return nil, statOfInfo(li), &os.PathError{Op: "open", Path: name, Err: errNotRegular}
+	}
+	f, err := d.root.Open(name)
+	if err != nil {
+		return nil, fs, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fs, err
+	}
+	fs = statOfInfo(fi)
+	if !fs.regular {
+		f.Close()
+		return nil, fs, &os.PathError{Op: "open", Path: name, Err: errNotRegular}
+	}
+	return f, fs, nil
+}
+
+func (d *dirHandle) touch(name string) error {
+	now := time.Now()
+	return d.root.Chtimes(name, now, now)
+}
+
+func (d *dirHandle) createExcl(name string) (*os.File, error) {
+	return d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+}
+
+func (d *dirHandle) rename(from, to string) error { return d.root.Rename(from, to) }
+
+func (d *dirHandle) remove(name string) error { return d.root.Remove(name) }
+
+func (d *dirHandle) lstat(name string) (fileStat, error) {
+	fi, err := d.root.Lstat(name)
+	if err != nil {
+		return fileStat{}, err
+	}
+	return statOfInfo(fi), nil
+}
+
+func (d *dirHandle) readNames() ([]string, error) {
+	f, err := d.root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
+
+func isNotRegular(err error) bool { return errors.Is(err, errNotRegular) }
+
+func isCrossDevice(err error) bool {
+	var le *os.LinkError
+	return errors.As(err, &le) && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission)
+}
+
+func (d *dirHandle) syncDir() error { return nil }

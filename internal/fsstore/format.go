@@ -1,0 +1,210 @@
+package fsstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/regioncache/regioncache/backends"
+)
+
+// On-disk entry format, version 1 (all integers little-endian):
+//
+//	off  size  field
+//	0    4     magic "RCE\x1a"
+//	4    1     format version (1)
+//	5    1     kind: 1 filesystem value, 2 rawfs metadata
+//	6    2     flags: bit 0 = creation time is the zero time.Time
+//	8    8     created, Unix nanoseconds
+//	16   8     schema version
+//	24   4     key length K
+//	28   4     number of tags T
+//	32   8     payload length P
+//	40   K     key bytes
+//	..         T times: 4-byte tag length, tag bytes
+//	..   P     payload
+//	end  8     xxhash64 of every preceding byte
+//
+// The whole file is the unit of atomicity: it is written to a temporary file
+// and renamed into place. A file whose length, magic, version, kind, key or
+// checksum does not match is not an entry.
+const (
+	magic         = "RCE\x1a"
+	FormatVersion = 1
+	headerSize    = 40
+	trailerSize   = 8
+
+	// KindValue marks a filesystem backend entry.
+	KindValue byte = 1
+	// KindFile marks a rawfs metadata entry, whose payload names its data file.
+	KindFile byte = 2
+
+	flagZeroTime = 1
+)
+
+// Errors from decoding. All of them mean "not a usable entry": a miss.
+var (
+	ErrCorrupt     = errors.New("fsstore: corrupt entry")
+	ErrOldFormat   = errors.New("fsstore: entry format version not supported")
+	ErrWrongKey    = errors.New("fsstore: entry belongs to another key")
+	ErrWrongKind   = errors.New("fsstore: entry written by another backend kind")
+	errTooLarge    = errors.New("fsstore: entry too large")
+	maxHeaderBytes = 64 << 20 // key plus tags
+)
+
+func metaSize(key string, tags []string) int {
+	n := headerSize + len(key)
+	for _, t := range tags {
+		n += 4 + len(t)
+	}
+	return n
+}
+
+// appendHeader appends the header, key and tags for an entry with a payload
+// of length plen.
+func appendHeader(b []byte, kind byte, key string, e *backends.Entry, plen int) []byte {
+	b = append(b, magic...)
+	b = append(b, FormatVersion, kind)
+	var flags uint16
+	var created int64
+	if e.Created.IsZero() {
+		flags |= flagZeroTime
+	} else {
+		created = e.Created.UnixNano()
+	}
+	b = binary.LittleEndian.AppendUint16(b, flags)
+	b = binary.LittleEndian.AppendUint64(b, uint64(created))
+	b = binary.LittleEndian.AppendUint64(b, uint64(int64(e.Version)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(key)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Tags)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(plen))
+	b = append(b, key...)
+	for _, t := range e.Tags {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(t)))
+		b = append(b, t...)
+	}
+	return b
+}
+
+// Encode returns the complete file for an entry with payload p.
+func Encode(kind byte, key string, e *backends.Entry, p []byte) []byte {
+	n := metaSize(key, e.Tags) + len(p) + trailerSize
+	b := make([]byte, 0, n)
+	b = appendHeader(b, kind, key, e, len(p))
+	b = append(b, p...)
+	return binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
+}
+
+// Header is a decoded entry header.
+type Header struct {
+	Kind       byte
+	Key        string
+	Entry      backends.Entry // Payload not set
+	PayloadOff int
+	PayloadLen int64
+}
+
+// parseHeader decodes the header of an entry file of total length size
+// from b, a prefix of the file. need > 0 means b is too short: read at least
+// need bytes and retry. It checks lengths against size but not the checksum.
+// wantKey, when non-nil, must equal the stored key (compared without
+// allocating); the key string is then not materialised unless withKey.
+func parseHeader(b []byte, size int64, wantKind byte, wantKey *string, withKey, withTags bool) (h Header, need int, err error) {
+	if size < headerSize+trailerSize {
+		return h, 0, ErrCorrupt
+	}
+	if len(b) < headerSize {
+		return h, headerSize, nil
+	}
+	if string(b[:4]) != magic {
+		return h, 0, ErrCorrupt
+	}
+	if b[4] != FormatVersion {
+		return h, 0, ErrOldFormat
+	}
+	h.Kind = b[5]
+	if wantKind != 0 && h.Kind != wantKind {
+		return h, 0, ErrWrongKind
+	}
+	flags := binary.LittleEndian.Uint16(b[6:])
+	created := int64(binary.LittleEndian.Uint64(b[8:]))
+	version := int64(binary.LittleEndian.Uint64(b[16:]))
+	klen := int64(binary.LittleEndian.Uint32(b[24:]))
+	ntags := int64(binary.LittleEndian.Uint32(b[28:]))
+	plen := binary.LittleEndian.Uint64(b[32:])
+	if plen > math.MaxInt64 || klen+ntags*4 > int64(maxHeaderBytes) || version > math.MaxInt || version < math.MinInt {
+		return h, 0, ErrCorrupt
+	}
+	off := int64(headerSize) + klen
+	if off > size {
+		return h, 0, ErrCorrupt
+	}
+	if int64(len(b)) < off {
+		return h, int(off), nil
+	}
+	key := b[headerSize:off]
+	if wantKey != nil && string(key) != *wantKey {
+		return h, 0, ErrWrongKey
+	}
+	if withKey {
+		if wantKey != nil {
+			h.Key = *wantKey
+		} else {
+			h.Key = string(key)
+		}
+	}
+	if withTags && ntags > 0 {
+		h.Entry.Tags = make([]string, 0, ntags)
+	}
+	for range ntags {
+		if off+4 > size {
+			return h, 0, ErrCorrupt
+		}
+		if int64(len(b)) < off+4 {
+			return h, int(off + 4), nil
+		}
+		tl := int64(binary.LittleEndian.Uint32(b[off:]))
+		off += 4
+		if off+tl > size || off-headerSize > int64(maxHeaderBytes) {
+			return h, 0, ErrCorrupt
+		}
+		if int64(len(b)) < off+tl {
+			return h, int(off + tl), nil
+		}
+		if withTags {
+			h.Entry.Tags = append(h.Entry.Tags, string(b[off:off+tl]))
+		}
+		off += tl
+	}
+	if off+int64(plen)+trailerSize != size {
+		return h, 0, ErrCorrupt
+	}
+	if flags&flagZeroTime == 0 {
+		h.Entry.Created = time.Unix(0, created)
+	}
+	h.Entry.Version = int(version)
+	h.PayloadOff = int(off)
+	h.PayloadLen = int64(plen)
+	return h, 0, nil
+}
+
+// Decode checks and decodes a complete entry file. The returned payload
+// aliases data.
+func Decode(data []byte, kind byte, key string) (backends.Entry, error) {
+	h, need, err := parseHeader(data, int64(len(data)), kind, &key, false, true)
+	if err != nil {
+		return backends.Entry{}, err
+	}
+	if need > 0 {
+		return backends.Entry{}, ErrCorrupt
+	}
+	end := len(data) - trailerSize
+	if xxhash.Sum64(data[:end]) != binary.LittleEndian.Uint64(data[end:]) {
+		return backends.Entry{}, ErrCorrupt
+	}
+	e := h.Entry
+	e.Payload = data[h.PayloadOff:end:end]
+	return e, nil
+}

@@ -1,0 +1,452 @@
+package fsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regioncache/regioncache/backends"
+)
+
+type nameKind int
+
+const (
+	kindOther nameKind = iota
+	kindEntry
+	kindData
+	kindTemp
+)
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func classify(n string) nameKind {
+	switch {
+	case len(n) == 32 && isHex(n):
+		return kindEntry
+	case len(n) == 54 && n[32] == '.' && strings.HasSuffix(n, ".data") && isHex(n[:32]) && isHex(n[33:49]):
+		return kindData
+	case strings.HasPrefix(n, tmpPref):
+		return kindTemp
+	}
+	return kindOther
+}
+
+// candidate is an entry seen by a scan.
+type candidate struct {
+	sh   *dirHandle
+	name string
+	st   fileStat
+	acct int64 // entry plus data files with its hash
+}
+
+// scanShard lists shard i: it sweeps old temporary files (and, for rawfs,
+// old unreferenced data files) and returns the entries.
+func (s *Store) scanShard(ctx context.Context, i int) ([]candidate, error) {
+	sh, err := s.shard(i, false)
+	if err != nil || sh == nil {
+		return nil, err
+	}
+	names, err := sh.readNames()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixNano()
+	var out []candidate
+	dataSize := map[string]int64{}
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		k := classify(n)
+		if k == kindOther {
+			continue
+		}
+		st, err := sh.lstat(n)
+		if err != nil {
+			continue
+		}
+		old := now-st.mtimeNs > int64(s.o.SweepAge)
+		switch k {
+		case kindTemp:
+			if old {
+				_ = sh.remove(n)
+			}
+		case kindData:
+			if old && s.sweepData(ctx, sh, n) {
+				continue
+			}
+			dataSize[n[:32]] += st.size
+		case kindEntry:
+			if st.regular {
+				out = append(out, candidate{sh: sh, name: n, st: st, acct: st.size})
+			}
+		}
+	}
+	for j := range out {
+		out[j].acct += dataSize[out[j].name]
+	}
+	return out, nil
+}
+
+// sweepData removes rawfs data file n if its entry does not refer to it.
+func (s *Store) sweepData(ctx context.Context, sh *dirHandle, n string) bool {
+	if s.o.Kind != KindFile {
+		return false
+	}
+	h, ok, err := s.locker.TryLock(ctx, lockEntry+n[:32])
+	if err != nil || !ok {
+		return false
+	}
+	defer h.Unlock()
+	if ref, _ := s.dataRef(sh, n[:32]); ref == n {
+		return false
+	}
+	return sh.remove(n) == nil
+}
+
+func (s *Store) scanAll(ctx context.Context, fn func(c []candidate) error) error {
+	for i := range 256 {
+		c, err := s.scanShard(ctx, i)
+		if err != nil {
+			return err
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) sweepAll() {
+	s.sweepTempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 256 {
+		s.life.RLock()
+		closed := s.closed
+		if !closed {
+			_, _ = s.scanShard(ctx, i)
+		}
+		s.life.RUnlock()
+		if closed {
+			return
+		}
+	}
+}
+
+// Recount scans the whole directory, resets the shared size counter to what
+// it found and returns it.
+func (s *Store) Recount(ctx context.Context) (backends.Stats, error) {
+	var st backends.Stats
+	err := s.scanAll(ctx, func(c []candidate) error {
+		for _, x := range c {
+			st.Entries++
+			st.Bytes += x.acct
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	s.setSize(st.Bytes, st.Entries)
+	return st, nil
+}
+
+// maybeEvict frees space down to the low-water mark if the counter is over
+// MaxBytes and no other process is evicting. See evict.
+func (s *Store) maybeEvict(ctx context.Context) {
+	h, ok, err := s.locker.TryLock(ctx, lockEvict)
+	if err != nil || !ok {
+		return
+	}
+	defer h.Unlock()
+	total, n := s.Counter()
+	if total <= s.o.MaxBytes {
+		return
+	}
+	s.evict(ctx, total, n, int64(float64(s.o.MaxBytes)*s.o.LowWater))
+}
+
+// evict removes approximately least-recently-used entries until the counter
+// is at most target. It scans shards in random order only until it has seen
+// four candidates per expected victim (at least 64), so a pass costs in
+// proportion to what it frees, not to the number of entries; the oldest
+// access marks (mtimes) among the sample go first. Each victim is deleted
+// only if, under its entry lock, it is still the file that was sampled. The
+// caller holds the eviction lock.
+func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64, removed int) {
+	need := total - target
+	if need <= 0 {
+		return 0, 0
+	}
+	avg := int64(1)
+	if n > 0 {
+		avg = max(total/n, 1)
+	}
+	want := max(4*(need/avg+1), 64)
+	var cands []candidate
+	var seenBytes, seen int64
+	all := true
+	for k, i := range rand.Perm(256) {
+		c, err := s.scanShard(ctx, i)
+		if err != nil {
+			return
+		}
+		for _, x := range c {
+			seenBytes += x.acct
+		}
+		seen += int64(len(c))
+		cands = append(cands, c...)
+		if int64(len(cands)) >= want && k < 255 {
+			all = false
+			break
+		}
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		switch {
+		case a.st.mtimeNs < b.st.mtimeNs:
+			return -1
+		case a.st.mtimeNs > b.st.mtimeNs:
+			return 1
+		}
+		return 0
+	})
+	if all {
+		// The whole directory was seen: what is really there beats the
+		// counter (which drifts if a writer dies before accounting).
+		need = seenBytes - target
+		s.setSize(seenBytes, seen)
+	}
+	for _, c := range cands {
+		if freed >= need {
+			break
+		}
+		got, err := s.removeEntry(ctx, c.sh, c.name, &c.st)
+		if err == nil && got > 0 {
+			freed += got
+			removed++
+		}
+	}
+	return freed, removed
+}
+
+// EntryInfo describes an entry for listings.
+type EntryInfo struct {
+	backends.EntryInfo
+	Path     string    // entry file
+	DataPath string    // rawfs data file, if any
+	Accessed time.Time // access mark (mtime)
+	Disk     int64     // bytes on disk: entry file plus data file
+}
+
+// List calls fn for every readable entry of the store's kind.
+func (s *Store) List(ctx context.Context, fn func(EntryInfo) error) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.scanAll(ctx, func(c []candidate) error {
+		for _, x := range c {
+			info, err := s.info(x)
+			if err != nil {
+				continue
+			}
+			if err := fn(info); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) info(x candidate) (EntryInfo, error) {
+	// The header (key and tags) is at the start; read it alone.
+	f, st, err := x.sh.openRead(x.name)
+	if err != nil {
+		return EntryInfo{}, err
+	}
+	defer f.Close()
+	buf := make([]byte, min(st.size, 4096))
+	for {
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			return EntryInfo{}, err
+		}
+		h, need, err := parseHeader(buf, st.size, s.o.Kind, nil, true, true)
+		if err != nil {
+			return EntryInfo{}, err
+		}
+		if need > 0 {
+			buf = make([]byte, need)
+			continue
+		}
+		info := EntryInfo{
+			EntryInfo: backends.EntryInfo{Key: h.Key, Size: h.PayloadLen, Created: h.Entry.Created, Version: h.Entry.Version, Tags: h.Entry.Tags},
+			Path:      x.sh.path + "/" + x.name,
+			Accessed:  time.Unix(0, x.st.mtimeNs),
+			Disk:      x.acct,
+		}
+		if s.o.Kind == KindFile {
+			p := make([]byte, h.PayloadLen)
+			if _, err := f.ReadAt(p, int64(h.PayloadOff)); err != nil {
+				return EntryInfo{}, err
+			}
+			ref, n, ok := DecodeFileRef(p)
+			if !ok {
+				return EntryInfo{}, ErrCorrupt
+			}
+			info.Size = n
+			info.DataPath = x.sh.path + "/" + ref
+		}
+		return info, nil
+	}
+}
+
+// EvictTag removes every entry carrying tag.
+func (s *Store) EvictTag(ctx context.Context, tag string) (int, error) {
+	var victims []candidate
+	err := s.List(ctx, func(e EntryInfo) error {
+		if slices.Contains(e.Tags, tag) {
+			sh, _ := s.shard(shardOf(Name(e.Key)), false)
+			if sh != nil {
+				victims = append(victims, candidate{sh: sh, name: Name(e.Key)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return s.removeAll(ctx, victims)
+}
+
+func (s *Store) removeAll(ctx context.Context, victims []candidate) (int, error) {
+	if err := s.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	n := 0
+	for _, v := range victims {
+		got, err := s.removeEntry(ctx, v.sh, v.name, nil)
+		if err != nil {
+			return n, err
+		}
+		if got > 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Stats scans the directory and reports its entries and bytes (also
+// correcting the shared counter).
+func (s *Store) Stats(ctx context.Context) (backends.Stats, error) {
+	if err := s.enter(ctx); err != nil {
+		return backends.Stats{}, err
+	}
+	defer s.leave()
+	return s.Recount(ctx)
+}
+
+// PruneResult reports what Prune removed.
+type PruneResult struct {
+	Expired, Evicted int
+	Freed            int64
+}
+
+// Prune removes entries created before expiredBefore (if not zero), then, if
+// maxBytes > 0, evicts least recently used entries until the directory holds
+// at most maxBytes. progress, if non-nil, is called with the number of shards
+// done (of 256).
+func (s *Store) Prune(ctx context.Context, expiredBefore time.Time, maxBytes int64, progress func(done int)) (PruneResult, error) {
+	var r PruneResult
+	if err := s.enter(ctx); err != nil {
+		return r, err
+	}
+	defer s.leave()
+	if !expiredBefore.IsZero() {
+		for i := range 256 {
+			c, err := s.scanShard(ctx, i)
+			if err != nil {
+				return r, err
+			}
+			for _, x := range c {
+				info, err := s.info(x)
+				if err != nil || info.Created.IsZero() || !info.Created.Before(expiredBefore) {
+					continue
+				}
+				got, err := s.removeEntry(ctx, x.sh, x.name, &x.st)
+				if err != nil {
+					return r, err
+				}
+				if got > 0 {
+					r.Expired++
+					r.Freed += got
+				}
+			}
+			if progress != nil {
+				progress(i + 1)
+			}
+		}
+	}
+	if maxBytes > 0 {
+		h, err := s.locker.Lock(ctx, lockEvict)
+		if err != nil {
+			return r, err
+		}
+		defer h.Unlock()
+		st, err := s.Recount(ctx)
+		if err != nil {
+			return r, err
+		}
+		for st.Bytes > maxBytes {
+			freed, n := s.evict(ctx, st.Bytes, st.Entries, maxBytes)
+			if n == 0 {
+				break
+			}
+			r.Evicted += n
+			r.Freed += freed
+			st.Bytes -= freed
+			st.Entries -= int64(n)
+		}
+	}
+	return r, nil
+}
+
+// ErrNoEntry is returned by RemoveKey when the key has no entry.
+var ErrNoEntry = errors.New("no entry for key")
+
+// RemoveKey deletes key's entry, reporting ErrNoEntry if there was none.
+func (s *Store) RemoveKey(ctx context.Context, key string) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	name := Name(key)
+	sh, err := s.shard(shardOf(name), false)
+	if err != nil {
+		return err
+	}
+	if sh == nil {
+		return fmt.Errorf("%q: %w", key, ErrNoEntry)
+	}
+	got, err := s.removeEntry(ctx, sh, name, nil)
+	if err != nil {
+		return err
+	}
+	if got == 0 {
+		return fmt.Errorf("%q: %w", key, ErrNoEntry)
+	}
+	return nil
+}

@@ -1,0 +1,561 @@
+// Package fsstore is the on-disk engine shared by the filesystem and rawfs
+// backends: one self-describing file per entry, named by a hash of the key in
+// one of 256 shard directories, written to a temporary file in its shard and
+// renamed into place; lock-free reads; a shared size counter that makes
+// cache_size eviction cost independent of the number of entries; and the
+// file locks (lock.FileLocker) for dogpile locking and for the store's own
+// per-entry and eviction locks.
+//
+// Layout of a cache directory:
+//
+//	regioncache.lock     lock file (byte-range locks; never deleted)
+//	regioncache.size     16 bytes: accounted bytes and entries (approximate)
+//	tmp/                 rawfs CreateTemp files
+//	00/ .. ff/           shards: <32 hex> entries, <32 hex>.<16 hex>.data rawfs
+//	                     data files, .tmp-* files being written
+package fsstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/lock"
+)
+
+var errNotRegular = errors.New("not a regular file")
+
+// File names inside a cache directory.
+const (
+	LockFile = "regioncache.lock"
+	SizeFile = "regioncache.size"
+	TempDir  = "tmp"
+	tmpPref  = ".tmp-"
+)
+
+// Reserved lock keys. Region keys never start with NUL followed by these
+// (and a collision would only make two operations wait for each other).
+const (
+	lockEvict = "\x00regioncache:evict"
+	lockSize  = "\x00regioncache:size"
+	lockEntry = "\x00regioncache:entry:"
+)
+
+type fileStat struct {
+	size    int64
+	mtimeNs int64
+	ino     uint64
+	regular bool
+}
+
+// Options configure a Store.
+type Options struct {
+	Dir      string        // cache directory; created (0700) if missing
+	Kind     byte          // KindValue or KindFile
+	MaxBytes int64         // cache_size; 0 = unbounded
+	TTL      time.Duration // expiration_time; 0 = never
+	Sync     bool          // fsync entries and directories
+
+	// TouchInterval is how stale a file's access mark (its mtime) may be
+	// before a read refreshes it. Default 1s; negative disables.
+	TouchInterval time.Duration
+	// SweepAge is how old a leftover temporary file must be before it is
+	// removed. Default 1h.
+	SweepAge time.Duration
+	// LowWater is the fraction of MaxBytes eviction frees down to. Default 0.95.
+	LowWater float64
+}
+
+// Store is an open cache directory. Its methods are safe for concurrent use,
+// also by several processes on one directory.
+type Store struct {
+	o      Options
+	dir    string
+	locker *lock.FileLocker
+	size   *os.File
+
+	life   sync.RWMutex // read-held by every operation; Close write-holds it
+	closed bool
+
+	shardMu sync.Mutex
+	shards  [256]atomic.Pointer[dirHandle]
+
+	bg sync.WaitGroup
+
+	hook atomic.Pointer[func() error]
+}
+
+// SetWriteHook installs f (nil removes it) to run before every entry write;
+// an error from it fails the write as a full disk would. For tests.
+func (s *Store) SetWriteHook(f func() error) {
+	if f == nil {
+		s.hook.Store(nil)
+		return
+	}
+	s.hook.Store(&f)
+}
+
+func (s *Store) runHook() error {
+	if f := s.hook.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
+}
+
+// Open opens (creating if needed) the cache directory of o.
+func Open(o Options) (*Store, error) {
+	if o.Dir == "" {
+		return nil, fmt.Errorf("%w: base_dir: required", backends.ErrBadArgument)
+	}
+	if o.TouchInterval == 0 {
+		o.TouchInterval = time.Second
+	}
+	if o.SweepAge == 0 {
+		o.SweepAge = time.Hour
+	}
+	if o.LowWater <= 0 || o.LowWater > 1 {
+		o.LowWater = 0.95
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("base_dir: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("base_dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%w: base_dir: %s is not a directory", backends.ErrBadArgument, dir)
+	}
+	s := &Store{o: o, dir: dir}
+	if s.locker, err = lock.NewFileLocker(filepath.Join(dir, LockFile)); err != nil {
+		return nil, err
+	}
+	sizePath := filepath.Join(dir, SizeFile)
+	_, statErr := os.Lstat(sizePath)
+	s.size, err = openNoFollow(sizePath, os.O_RDWR|os.O_CREATE)
+	if err != nil {
+		s.locker.Close()
+		return nil, fmt.Errorf("open size file: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A new counter on a directory that may already hold entries (an
+		// older cache, or one whose counter was removed): count them once.
+		if _, err := s.Recount(context.Background()); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.sweepAll()
+	}()
+	return s, nil
+}
+
+func openNoFollow(path string, flag int) (*os.File, error) {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "open", Path: path, Err: errNotRegular}
+	}
+	return os.OpenFile(path, flag, 0o600)
+}
+
+// Dir returns the absolute cache directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Locker returns the store's file locker (valid until Close).
+func (s *Store) Locker() *lock.FileLocker { return s.locker }
+
+// Options returns the options the store was opened with (with defaults).
+func (s *Store) Options() Options { return s.o }
+
+// Close releases the store's files and locks. It is idempotent.
+func (s *Store) Close() error {
+	s.life.Lock()
+	if s.closed {
+		s.life.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.life.Unlock()
+	s.bg.Wait()
+	var errs []error
+	for i := range s.shards {
+		if d := s.shards[i].Swap(nil); d != nil {
+			errs = append(errs, d.close())
+		}
+	}
+	if s.size != nil {
+		errs = append(errs, s.size.Close())
+	}
+	errs = append(errs, s.locker.Close())
+	return errors.Join(errs...)
+}
+
+// enter marks the start of an operation; it fails after Close.
+func (s *Store) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return backends.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.life.RUnlock() }
+
+// Name returns the file name of key's entry: 32 hex digits of its SHA-256.
+func Name(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+func shardOf(name string) int {
+	b, _ := hex.DecodeString(name[:2])
+	return int(b[0])
+}
+
+// shard returns the open shard directory i, or nil if it does not exist
+// (create false) .
+func (s *Store) shard(i int, create bool) (*dirHandle, error) {
+	if d := s.shards[i].Load(); d != nil {
+		return d, nil
+	}
+	s.shardMu.Lock()
+	defer s.shardMu.Unlock()
+	if d := s.shards[i].Load(); d != nil {
+		return d, nil
+	}
+	p := filepath.Join(s.dir, fmt.Sprintf("%02x", i))
+	d, err := openDir(p)
+	if err != nil && isNotExist(err) && create {
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		d, err = openDir(p)
+	}
+	if err != nil {
+		if isNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	s.shards[i].Store(d)
+	return d, nil
+}
+
+func tmpName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return tmpPref + hex.EncodeToString(b[:])
+}
+
+func randHex() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// read reads and decodes key's entry file. A missing, foreign or damaged
+// entry is ErrNotFound; a damaged one is deleted.
+func (s *Store) read(key string, kind byte) (backends.Entry, *dirHandle, string, fileStat, error) {
+	name := Name(key)
+	var st fileStat
+	sh, err := s.shard(shardOf(name), false)
+	if err != nil {
+		return backends.Entry{}, nil, name, st, err
+	}
+	if sh == nil {
+		return backends.Entry{}, nil, name, st, backends.ErrNotFound
+	}
+	data, st, err := sh.readFile(name, s.o.TouchInterval)
+	if err != nil {
+		if isNotExist(err) {
+			return backends.Entry{}, sh, name, st, backends.ErrNotFound
+		}
+		if isNotRegular(err) {
+			// Something planted in place of an entry: never read it.
+			return backends.Entry{}, sh, name, st, fmt.Errorf("%w: %v", backends.ErrNotFound, err)
+		}
+		return backends.Entry{}, sh, name, st, err
+	}
+	e, err := Decode(data, kind, key)
+	if err != nil {
+		if !errors.Is(err, ErrWrongKey) {
+			// Damaged, truncated, older format or another kind: a miss
+			// that makes room for the regenerated value.
+			s.removeEntry(context.Background(), sh, name, &st)
+		}
+		return backends.Entry{}, sh, name, st, fmt.Errorf("%w: %v", backends.ErrNotFound, err)
+	}
+	if s.o.TTL > 0 && !e.Created.IsZero() && time.Since(e.Created) > s.o.TTL {
+		s.removeEntry(context.Background(), sh, name, &st)
+		return backends.Entry{}, sh, name, st, backends.ErrNotFound
+	}
+	return e, sh, name, st, nil
+}
+
+// Get returns key's entry (kind KindValue).
+func (s *Store) Get(ctx context.Context, key string) (backends.Entry, error) {
+	if err := s.enter(ctx); err != nil {
+		return backends.Entry{}, err
+	}
+	defer s.leave()
+	e, _, _, _, err := s.read(key, s.o.Kind)
+	return e, err
+}
+
+// writeTemp creates a temporary file in sh and fills it with write.
+func (s *Store) writeTemp(sh *dirHandle, write func(f *os.File) error) (string, int64, error) {
+	tmp := tmpName()
+	f, err := sh.createExcl(tmp)
+	if err != nil {
+		return "", 0, err
+	}
+	err = func() error {
+		if err := s.runHook(); err != nil {
+			return err
+		}
+		if err := write(f); err != nil {
+			return err
+		}
+		if s.o.Sync {
+			return f.Sync()
+		}
+		return nil
+	}()
+	var size int64
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil {
+			size = fi.Size()
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = sh.remove(tmp)
+		return "", 0, err
+	}
+	return tmp, size, nil
+}
+
+// Put stores e (with payload p) under key.
+func (s *Store) Put(ctx context.Context, key string, e backends.Entry, p []byte) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	name := Name(key)
+	sh, err := s.shard(shardOf(name), true)
+	if err != nil {
+		return err
+	}
+	tmp, size, err := s.writeTemp(sh, func(f *os.File) error { return writeEntry(f, s.o.Kind, key, &e, p) })
+	if err != nil {
+		return err
+	}
+	return s.commit(ctx, sh, name, tmp, size, 0)
+}
+
+// writeEntry writes the entry file: in one write for small payloads, in three
+// (header, payload, checksum) for large ones so the payload is not copied.
+func writeEntry(w io.Writer, kind byte, key string, e *backends.Entry, p []byte) error {
+	if len(p) < 1<<20 {
+		_, err := w.Write(Encode(kind, key, e, p))
+		return err
+	}
+	h := appendHeader(make([]byte, 0, metaSize(key, e.Tags)), kind, key, e, len(p))
+	d := xxhash.New()
+	d.Write(h)
+	d.Write(p)
+	if _, err := w.Write(h); err != nil {
+		return err
+	}
+	if _, err := w.Write(p); err != nil {
+		return err
+	}
+	_, err := w.Write(binary.LittleEndian.AppendUint64(nil, d.Sum64()))
+	return err
+}
+
+// commit renames tmp over name under the entry's lock and accounts for it.
+// dataSize is the size of the rawfs data file the new entry refers to.
+func (s *Store) commit(ctx context.Context, sh *dirHandle, name, tmp string, size, dataSize int64) error {
+	h, err := s.locker.Lock(ctx, lockEntry+name)
+	if err != nil {
+		_ = sh.remove(tmp)
+		return err
+	}
+	oldAcct, oldData, existed := s.accounted(sh, name)
+	if err := sh.rename(tmp, name); err != nil {
+		h.Unlock()
+		_ = sh.remove(tmp)
+		return err
+	}
+	if s.o.Sync {
+		_ = sh.syncDir()
+	}
+	newAcct := size + dataSize
+	h.Unlock()
+	if oldData != "" {
+		_ = sh.remove(oldData)
+	}
+	var dn int64 = 1
+	if existed {
+		dn = 0
+	}
+	total, _ := s.addSize(newAcct-oldAcct, dn)
+	if s.o.MaxBytes > 0 && total > s.o.MaxBytes {
+		s.maybeEvict(context.WithoutCancel(ctx))
+	}
+	return nil
+}
+
+// accounted returns the bytes entry name accounts for (entry file plus rawfs
+// data file), the rawfs data file name, and whether the entry exists. The
+// entry's lock must be held.
+func (s *Store) accounted(sh *dirHandle, name string) (int64, string, bool) {
+	st, err := sh.lstat(name)
+	if err != nil {
+		return 0, "", false
+	}
+	if s.o.Kind != KindFile {
+		return st.size, "", true
+	}
+	data, dsize := s.dataRef(sh, name)
+	return st.size + dsize, data, true
+}
+
+// dataRef reads rawfs entry name's data file reference (without checking the
+// key).
+func (s *Store) dataRef(sh *dirHandle, name string) (string, int64) {
+	data, _, err := sh.readFile(name, -1)
+	if err != nil {
+		return "", 0
+	}
+	h, need, err := parseHeader(data, int64(len(data)), KindFile, nil, false, false)
+	if err != nil || need > 0 {
+		return "", 0
+	}
+	ref, n, ok := DecodeFileRef(data[h.PayloadOff : h.PayloadOff+int(h.PayloadLen)])
+	if !ok || !dataNameOK(name, ref) {
+		return "", 0
+	}
+	return ref, n
+}
+
+// Delete removes key's entry. An absent entry is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	name := Name(key)
+	sh, err := s.shard(shardOf(name), false)
+	if err != nil || sh == nil {
+		return err
+	}
+	_, err = s.removeEntry(ctx, sh, name, nil)
+	return err
+}
+
+// removeEntry deletes entry name (and its rawfs data file) under the entry's
+// lock. If want is non-nil, it deletes only if the file is still the one
+// described by want (same inode, size and mtime): a newer write is kept.
+func (s *Store) removeEntry(ctx context.Context, sh *dirHandle, name string, want *fileStat) (int64, error) {
+	var h lock.Handle
+	var err error
+	if want != nil {
+		var ok bool
+		h, ok, err = s.locker.TryLock(ctx, lockEntry+name)
+		if err != nil || !ok {
+			return 0, err // busy: somebody is writing it, so it is fresh
+		}
+	} else if h, err = s.locker.Lock(ctx, lockEntry+name); err != nil {
+		return 0, err
+	}
+	defer h.Unlock()
+	st, err := sh.lstat(name)
+	if err != nil {
+		if isNotExist(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	if want != nil && (st.ino != want.ino || st.size != want.size || st.mtimeNs != want.mtimeNs) {
+		return 0, nil
+	}
+	acct, data, _ := s.accounted(sh, name)
+	if err := sh.remove(name); err != nil {
+		if isNotExist(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	if data != "" {
+		_ = sh.remove(data)
+	}
+	s.addSize(-acct, -1)
+	return acct, nil
+}
+
+// addSize adjusts the shared size counter and returns the new totals.
+func (s *Store) addSize(dBytes, dEntries int64) (int64, int64) {
+	h, err := s.locker.Lock(context.Background(), lockSize)
+	if err != nil {
+		return 0, 0
+	}
+	defer h.Unlock()
+	var b [16]byte
+	n, _ := s.size.ReadAt(b[:], 0)
+	var bytes, entries int64
+	if n == 16 {
+		bytes = int64(binary.LittleEndian.Uint64(b[:8]))
+		entries = int64(binary.LittleEndian.Uint64(b[8:]))
+	}
+	bytes = max(bytes+dBytes, 0)
+	entries = max(entries+dEntries, 0)
+	binary.LittleEndian.PutUint64(b[:8], uint64(bytes))
+	binary.LittleEndian.PutUint64(b[8:], uint64(entries))
+	_, _ = s.size.WriteAt(b[:], 0)
+	return bytes, entries
+}
+
+// setSize overwrites the shared size counter.
+func (s *Store) setSize(bytes, entries int64) {
+	h, err := s.locker.Lock(context.Background(), lockSize)
+	if err != nil {
+		return
+	}
+	defer h.Unlock()
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(bytes))
+	binary.LittleEndian.PutUint64(b[8:], uint64(entries))
+	_, _ = s.size.WriteAt(b[:], 0)
+}
+
+// Counter returns the shared size counter: accounted bytes and entries. It is
+// approximate (a process killed between a write and its accounting leaves it
+// off until the next Recount or full eviction pass).
+func (s *Store) Counter() (bytes, entries int64) { return s.addSize(0, 0) }
