@@ -1,0 +1,191 @@
+package redis_test
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/redistest"
+	"github.com/regioncache/regioncache/lock"
+	"github.com/regioncache/regioncache/region"
+)
+
+// Run pinned, client and server on one CPU (docs/benchmarks.md, "Redis"):
+//
+//	taskset -c 0 go test -run '^$' -bench . -benchmem ./backends/redis/
+
+var benchValue = bytes.Repeat([]byte("0123456789"), 10) // 100 bytes
+
+func benchRegion(b *testing.B, srv *redistest.Server) *region.Region {
+	r, err := region.Open("redis", backends.Args{"url": srv.URL(0), "prefix": "bench"}, region.WithExpiration(time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = r.Close() })
+	if err := region.Set(context.Background(), r, "k", benchValue); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+func benchClient(b *testing.B, srv *redistest.Server) *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { _ = c.Close() })
+	if err := c.Set(context.Background(), "raw", benchValue, 0).Err(); err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+func hit(b *testing.B, ctx context.Context, r *region.Region) {
+	v, err := region.GetOrCreate(ctx, r, "k", func(context.Context) ([]byte, error) {
+		b.Fatal("creator ran on a hit")
+		return nil, nil
+	})
+	if err != nil || len(v) != len(benchValue) {
+		b.Fatalf("hit: %d bytes, %v", len(v), err)
+	}
+}
+
+func rawGet(b *testing.B, ctx context.Context, c *goredis.Client) {
+	v, err := c.Get(ctx, "raw").Bytes()
+	if err != nil || len(v) != len(benchValue) {
+		b.Fatalf("GET: %d bytes, %v", len(v), err)
+	}
+}
+
+// BenchmarkRedisHit is a region GetOrCreate hit of a 100-byte []byte value
+// on the Redis backend: one GET round trip, the header decoded in place.
+func BenchmarkRedisHit(b *testing.B) {
+	srv := redistest.Start(b)
+	r := benchRegion(b, srv)
+	ctx := context.Background()
+	hit(b, ctx, r)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		hit(b, ctx, r)
+	}
+}
+
+// BenchmarkGoRedisGet is the baseline of BenchmarkRedisHit: a bare go-redis
+// GET of the same 100 bytes from the same kind of server.
+func BenchmarkGoRedisGet(b *testing.B) {
+	srv := redistest.Start(b)
+	c := benchClient(b, srv)
+	ctx := context.Background()
+	rawGet(b, ctx, c)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rawGet(b, ctx, c)
+	}
+}
+
+// BenchmarkRedisHitRatio alternates short blocks of region hits and bare
+// GETs on one server (swapping which goes first) and reports the median of
+// the per-block time ratios ("hit/get"; the bar is <= 1.3) with the median
+// per-operation times. Load from other processes comes and goes within a
+// run; the median of ratios of neighbouring blocks is what stays stable.
+func BenchmarkRedisHitRatio(b *testing.B) {
+	srv := redistest.Start(b)
+	r := benchRegion(b, srv)
+	c := benchClient(b, srv)
+	ctx := context.Background()
+	hit(b, ctx, r)
+	rawGet(b, ctx, c)
+	const block = 8
+	var ratios, hits, gets []float64
+	timeBlock := func(f func()) time.Duration {
+		t := time.Now()
+		for i := 0; i < block; i++ {
+			f()
+		}
+		return time.Since(t)
+	}
+	fh := func() { hit(b, ctx, r) }
+	fg := func() { rawGet(b, ctx, c) }
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done, k := 0, 0; done < b.N; done, k = done+2*block, k+1 {
+		var th, tg time.Duration
+		if k%2 == 0 {
+			th, tg = timeBlock(fh), timeBlock(fg)
+		} else {
+			tg, th = timeBlock(fg), timeBlock(fh)
+		}
+		ratios = append(ratios, float64(th)/float64(tg))
+		hits = append(hits, float64(th.Nanoseconds())/block)
+		gets = append(gets, float64(tg.Nanoseconds())/block)
+	}
+	b.ReportMetric(median(ratios), "hit/get")
+	b.ReportMetric(median(hits), "hit-ns")
+	b.ReportMetric(median(gets), "get-ns")
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// BenchmarkRedisLockAcquireRelease takes and releases an uncontended Redis
+// lock. It reports the Redis round trips per operation, counted by the
+// server (script calls: one to acquire, one to release; two would be
+// ideal), and the median time of an operation relative to one bare GET in
+// neighbouring blocks of the same run ("x-get"; about 2 expected).
+func BenchmarkRedisLockAcquireRelease(b *testing.B) {
+	srv := redistest.Start(b)
+	c := benchClient(b, srv)
+	l := lock.NewRedis(srv.Client(), lock.RedisOptions{Prefix: "{bench}l:"})
+	b.Cleanup(func() { _ = l.Close() })
+	ctx := context.Background()
+	op := func() {
+		h, err := l.Lock(ctx, "k")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := h.Unlock(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	op() // loads the scripts
+	if err := srv.ResetStats(); err != nil {
+		b.Fatal(err)
+	}
+	const block = 8
+	var ratios []float64
+	var lockTime time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += block {
+		n := min(block, b.N-done)
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			op()
+		}
+		t1 := time.Now()
+		lockTime += t1.Sub(t0)
+		b.StopTimer()
+		for i := 0; i < n; i++ {
+			rawGet(b, ctx, c)
+		}
+		ratios = append(ratios, float64(t1.Sub(t0))/float64(time.Since(t1)))
+		b.StartTimer()
+	}
+	b.StopTimer()
+	st, err := srv.CommandStats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(st["evalsha"]+st["eval"])/float64(b.N), "roundtrips/op")
+	b.ReportMetric(median(ratios), "x-get")
+}
