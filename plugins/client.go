@@ -69,8 +69,12 @@ func NameOf(path string) string {
 // optional interface of package backends; Capabilities reports which ones
 // the plugin really has, and backends.Has, backends.LockerOf and the
 // region go by that. Its methods are safe for concurrent use.
+//
+// All Backends opened from one executable (with the same checksum pin and
+// logger) share one plugin process, each being an instance in it; the
+// process stops when the last of them is closed.
 type Backend struct {
-	path   string
+	g      *group
 	args   backends.Args
 	argsPB *structpb.Struct
 	cfg    config
@@ -79,9 +83,9 @@ type Backend struct {
 	ttl  time.Duration
 
 	mu     sync.Mutex
-	cur    *proc
+	gen    uint64 // generation of the process id belongs to
+	id     uint64 // instance id in that process
 	closed bool
-	starts atomic.Int64
 }
 
 // proc is one running plugin process.
@@ -91,12 +95,14 @@ type proc struct {
 	host   *os.File // write end of the host-liveness pipe; nil on Windows
 	dead   atomic.Bool
 	pid    int
+	gen    uint64
 }
 
 func (p *proc) alive() bool { return !p.dead.Load() && !p.client.Exited() }
 
 // kill stops the process (gracefully if it can) and forgets it.
 func (p *proc) kill() {
+	p.dead.Store(true)
 	p.client.Kill()
 	if p.host != nil {
 		p.host.Close()
@@ -104,26 +110,95 @@ func (p *proc) kill() {
 	untrack(p)
 }
 
-// Open starts the plugin executable at path and opens its backend with args.
-// The process runs until Close (or Cleanup); if it dies, the next call
-// starts it again and reopens the backend with the same args (a backend that
-// keeps its entries in process memory comes back empty).
+// group is the plugin process shared by the Backends opened from one
+// executable, restarted when it dies.
+type group struct {
+	key  string
+	path string
+	cfg  config
+	refs int // guarded by groupsMu
+
+	mu     sync.Mutex
+	cur    *proc
+	gen    uint64
+	starts int
+}
+
+var (
+	groupsMu sync.Mutex
+	groups   = make(map[string]*group)
+)
+
+func acquireGroup(path string, cfg *config) *group {
+	key := fmt.Sprintf("%s\x00%x\x00%p", path, cfg.checksum, cfg.logger)
+	groupsMu.Lock()
+	defer groupsMu.Unlock()
+	g, ok := groups[key]
+	if !ok {
+		g = &group{key: key, path: path, cfg: *cfg}
+		groups[key] = g
+	}
+	g.refs++
+	return g
+}
+
+// release drops a reference; the last one stops the process.
+func (g *group) release() {
+	groupsMu.Lock()
+	g.refs--
+	last := g.refs == 0
+	if last {
+		delete(groups, g.key)
+	}
+	groupsMu.Unlock()
+	if !last {
+		return
+	}
+	g.mu.Lock()
+	p := g.cur
+	g.cur = nil
+	g.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+}
+
+// proc returns the running process, starting one if there is none or the
+// last one died.
+func (g *group) proc() (*proc, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cur != nil && g.cur.alive() {
+		return g.cur, nil
+	}
+	if g.cur != nil {
+		g.cfg.logger.Warn("plugin process exited; restarting it", "plugin", g.cfg.name, "path", g.path)
+		g.cur.kill()
+		g.cur = nil
+	}
+	p, err := launch(g.path, &g.cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.gen++
+	g.starts++
+	p.gen = g.gen
+	g.cur = p
+	return p, nil
+}
+
+// Open starts the plugin executable at path (or joins the process already
+// serving it) and opens a backend instance in it with args. If the process
+// dies, the next call starts it again and reopens the instance with the
+// same args (a backend that keeps its entries in process memory comes back
+// empty).
 //
 // Errors: a binary that does not match WithChecksum wraps
 // ErrChecksumMismatch; a plugin speaking no protocol version this host
 // speaks wraps ErrProtocolVersion; the backend's own refusal of args is
 // passed on (wrapping backends.ErrBadArgument when it does).
 func Open(path string, args backends.Args, opts ...Option) (*Backend, error) {
-	var cfg config
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.name == "" {
-		cfg.name = NameOf(path)
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
+	cfg := newConfig(path, opts)
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", cfg.name, err)
@@ -132,25 +207,21 @@ func Open(path string, args backends.Args, opts ...Option) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", cfg.name, err)
 	}
-	b := &Backend{path: abs, args: args.Clone(), argsPB: s, cfg: cfg}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	p, resp, err := b.start()
-	if err != nil {
+	b := &Backend{g: acquireGroup(abs, cfg), args: args.Clone(), argsPB: s, cfg: *cfg}
+	if _, _, err := b.conn(); err != nil {
+		b.g.release()
 		return nil, err
 	}
-	b.cur = p
-	b.caps = backends.Capabilities(resp.Capabilities) &^ backends.CapKeepsValues
-	b.ttl = time.Duration(resp.StorageTtlNanos)
 	return b, nil
 }
 
 var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
 
-// start launches a process and opens the backend in it. b.mu is held.
-func (b *Backend) start() (*proc, *pb.OpenResponse, error) {
-	name := b.cfg.name
-	cmd := exec.Command(b.path)
+// launch starts the plugin executable at path and connects to it, without
+// opening a backend.
+func launch(path string, cfg *config) (*proc, error) {
+	name := cfg.name
+	cmd := exec.Command(path)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, hostFDEnvPrefix) {
 			cmd.Env = append(cmd.Env, kv)
@@ -158,11 +229,11 @@ func (b *Backend) start() (*proc, *pb.OpenResponse, error) {
 	}
 	host, err := attachHostPipe(cmd)
 	if err != nil {
-		return nil, nil, fmt.Errorf("plugin %s: %w", name, err)
+		return nil, fmt.Errorf("plugin %s: %w", name, err)
 	}
 	var secure *plugin.SecureConfig
-	if b.cfg.checksum != nil {
-		secure = &plugin.SecureConfig{Checksum: b.cfg.checksum, Hash: newHash()}
+	if cfg.checksum != nil {
+		secure = &plugin.SecureConfig{Checksum: cfg.checksum, Hash: newHash()}
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: Handshake(),
@@ -174,74 +245,106 @@ func (b *Backend) start() (*proc, *pb.OpenResponse, error) {
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           newHCLog(b.cfg.logger.With("plugin", name)),
+		Logger:           newHCLog(cfg.logger.With("plugin", name)),
 	})
 	p := &proc{client: client, host: host}
-	fail := func(err error) (*proc, *pb.OpenResponse, error) {
-		afterStart(cmd)
-		p.kill()
-		return nil, nil, err
-	}
 	rc, err := client.Client()
 	afterStart(cmd)
 	if err != nil {
+		p.kill()
 		switch {
 		case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-			got, _ := fileSHA256(b.path)
-			err = fmt.Errorf("plugin %s: %w: %s has SHA-256 %x, but %x was pinned when it was installed; the binary changed since — reinstall it with 'regioncache plugin install' if the change is yours",
-				name, ErrChecksumMismatch, b.path, got, b.cfg.checksum)
+			got, _ := fileSHA256(path)
+			return nil, fmt.Errorf("plugin %s: %w: %s has SHA-256 %x, but %x was pinned when it was installed; the binary changed since — reinstall it with 'regioncache plugin install' if the change is yours",
+				name, ErrChecksumMismatch, path, got, cfg.checksum)
 		case strings.Contains(err.Error(), "incompatible API version"):
 			v := "an unknown version"
 			if m := pluginVersionRE.FindStringSubmatch(err.Error()); m != nil {
 				v = "version " + m[1]
 			}
-			err = fmt.Errorf("plugin %s: %w: %s speaks plugin protocol %s, this host speaks version %d; rebuild the plugin against a regioncache release that speaks version %d (%v)",
-				name, ErrProtocolVersion, b.path, v, ProtocolVersion, ProtocolVersion, err)
+			return nil, fmt.Errorf("plugin %s: %w: %s speaks plugin protocol %s, this host speaks version %d; rebuild the plugin against a regioncache release that speaks version %d (%v)",
+				name, ErrProtocolVersion, path, v, ProtocolVersion, ProtocolVersion, err)
 		default:
-			err = fmt.Errorf("plugin %s: starting %s: %w", name, b.path, err)
+			return nil, fmt.Errorf("plugin %s: starting %s: %w", name, path, err)
 		}
-		return fail(err)
 	}
-	if rc := client.ReattachConfig(); rc != nil {
-		p.pid = rc.Pid
+	if r := client.ReattachConfig(); r != nil {
+		p.pid = r.Pid
 	}
 	track(p)
 	raw, err := rc.Dispense(pluginKey)
 	if err != nil {
-		return fail(fmt.Errorf("plugin %s: %w", name, err))
+		p.kill()
+		return nil, fmt.Errorf("plugin %s: %w", name, err)
 	}
-	p.rpc = raw.(pb.BackendClient)
+	bc, ok := raw.(pb.BackendClient)
+	if !ok {
+		p.kill()
+		return nil, fmt.Errorf("plugin %s: %w: dispensed %T", name, ErrProtocolVersion, raw)
+	}
+	p.rpc = bc
+	return p, nil
+}
+
+// Probe starts the plugin executable at path, checks that it is a
+// regioncache plugin speaking a protocol version this host speaks (and that
+// it matches WithChecksum, if given), and stops it, without opening a
+// backend.
+func Probe(path string, opts ...Option) error {
+	cfg := newConfig(path, opts)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("plugin %s: %w", cfg.name, err)
+	}
+	p, err := launch(abs, cfg)
+	if err != nil {
+		return err
+	}
+	p.kill()
+	return nil
+}
+
+func newConfig(path string, opts []Option) *config {
+	cfg := &config{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	if cfg.name == "" {
+		cfg.name = NameOf(path)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	return cfg
+}
+
+// conn returns the running process and this backend's instance in it,
+// starting the process and (re)opening the instance as needed.
+func (b *Backend) conn() (*proc, uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, 0, fmt.Errorf("plugin %s: %w", b.cfg.name, backends.ErrClosed)
+	}
+	p, err := b.g.proc()
+	if err != nil {
+		return nil, 0, err
+	}
+	if p.gen == b.gen {
+		return p, b.id, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := p.rpc.Open(ctx, &pb.OpenRequest{Args: b.argsPB})
 	if err != nil {
-		return fail(fromStatus(nil, name, err, client.Exited()))
+		return nil, 0, b.fail(nil, p, err)
 	}
-	b.starts.Add(1)
-	return p, resp, nil
-}
-
-// proc returns the running process, starting one if the last one died.
-func (b *Backend) proc() (*proc, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil, fmt.Errorf("plugin %s: %w", b.cfg.name, backends.ErrClosed)
+	if b.gen == 0 {
+		b.caps = backends.Capabilities(resp.Capabilities) &^ backends.CapKeepsValues
+		b.ttl = time.Duration(resp.StorageTtlNanos)
 	}
-	if b.cur != nil && b.cur.alive() {
-		return b.cur, nil
-	}
-	if b.cur != nil {
-		b.cfg.logger.Warn("plugin process exited; restarting it", "plugin", b.cfg.name, "path", b.path)
-		b.cur.kill()
-		b.cur = nil
-	}
-	p, _, err := b.start()
-	if err != nil {
-		return nil, err
-	}
-	b.cur = p
-	return p, nil
+	b.gen, b.id = p.gen, resp.Instance
+	return p, b.id, nil
 }
 
 // fail converts the error of a call to p.
@@ -254,12 +357,12 @@ func (b *Backend) fail(ctx context.Context, p *proc, err error) error {
 }
 
 // call runs fn against the running process and converts its error.
-func (b *Backend) call(ctx context.Context, fn func(c pb.BackendClient) error) error {
-	p, err := b.proc()
+func (b *Backend) call(ctx context.Context, fn func(c pb.BackendClient, id uint64) error) error {
+	p, id, err := b.conn()
 	if err != nil {
 		return err
 	}
-	if err := fn(p.rpc); err != nil {
+	if err := fn(p.rpc, id); err != nil {
 		return b.fail(ctx, p, err)
 	}
 	return nil
@@ -272,36 +375,36 @@ func (b *Backend) Name() string { return b.cfg.name }
 // plugin's backend, less keeps-values.
 func (b *Backend) Capabilities() backends.Capabilities { return b.caps }
 
-// Close closes the plugin's backend and stops its process. It is idempotent.
+// Close closes the plugin's backend instance, and stops the plugin process
+// if no other Backend uses it. It is idempotent.
 func (b *Backend) Close() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return nil
 	}
 	b.closed = true
-	p := b.cur
-	b.cur = nil
-	if p == nil {
-		return nil
-	}
+	b.g.mu.Lock()
+	p := b.g.cur
+	b.g.mu.Unlock()
 	var err error
-	if p.alive() {
+	if p != nil && p.gen == b.gen && p.alive() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, cerr := p.rpc.Close(ctx, &pb.Empty{})
+		_, cerr := p.rpc.Close(ctx, &pb.InstanceRequest{Instance: b.id})
 		cancel()
 		if cerr != nil {
 			err = b.fail(nil, p, cerr)
 		}
 	}
-	p.kill()
+	b.mu.Unlock()
+	b.g.release()
 	return err
 }
 
 func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	var e backends.Entry
-	err := b.call(ctx, func(c pb.BackendClient) error {
-		r, err := c.Get(ctx, &pb.KeyRequest{Key: []byte(key)})
+	err := b.call(ctx, func(c pb.BackendClient, id uint64) error {
+		r, err := c.Get(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
 		if err != nil {
 			return err
 		}
@@ -352,9 +455,9 @@ func (b *Backend) received(ctx context.Context, c pb.BackendClient, r *pb.GetRes
 }
 
 // sendEntry sends one entry as SetFrames.
-func sendEntry(send func(*pb.SetFrame) error, key string, e *backends.Entry) error {
+func sendEntry(send func(*pb.SetFrame) error, id uint64, key string, e *backends.Entry) error {
 	p := e.Payload
-	f := &pb.SetFrame{Key: []byte(key), Meta: metaOf(e), Size: int64(len(p))}
+	f := &pb.SetFrame{Instance: id, Key: []byte(key), Meta: metaOf(e), Size: int64(len(p))}
 	for {
 		n := min(len(p), ChunkSize)
 		f.Data, p = p[:n], p[n:]
@@ -370,16 +473,16 @@ func sendEntry(send func(*pb.SetFrame) error, key string, e *backends.Entry) err
 }
 
 func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
-	return b.call(ctx, func(c pb.BackendClient) error {
+	return b.call(ctx, func(c pb.BackendClient, id uint64) error {
 		if len(e.Payload) <= ChunkSize {
-			_, err := c.Set(ctx, &pb.SetRequest{Key: []byte(key), Meta: metaOf(&e), Payload: e.Payload})
+			_, err := c.Set(ctx, &pb.SetRequest{Instance: id, Key: []byte(key), Meta: metaOf(&e), Payload: e.Payload})
 			return err
 		}
 		st, err := c.SetStream(ctx)
 		if err != nil {
 			return err
 		}
-		if err := sendEntry(st.Send, key, &e); err != nil && err != io.EOF {
+		if err := sendEntry(st.Send, id, key, &e); err != nil && err != io.EOF {
 			return err
 		}
 		_, err = st.CloseAndRecv()
@@ -388,8 +491,8 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 }
 
 func (b *Backend) Delete(ctx context.Context, key string) error {
-	return b.call(ctx, func(c pb.BackendClient) error {
-		_, err := c.Delete(ctx, &pb.KeyRequest{Key: []byte(key)})
+	return b.call(ctx, func(c pb.BackendClient, id uint64) error {
+		_, err := c.Delete(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
 		return err
 	})
 }
@@ -423,9 +526,9 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entr
 		return nil, b.unsupported("multi-key operations")
 	}
 	out := make([]*backends.Entry, 0, len(keys))
-	err := b.call(ctx, func(c pb.BackendClient) error {
+	err := b.call(ctx, func(c pb.BackendClient, id uint64) error {
 		for _, batch := range batches(keys) {
-			r, err := c.GetMulti(ctx, &pb.KeysRequest{Keys: batch})
+			r, err := c.GetMulti(ctx, &pb.KeysRequest{Instance: id, Keys: batch})
 			if err != nil {
 				return err
 			}
@@ -460,13 +563,13 @@ func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backend
 	if len(keys) != len(entries) {
 		return fmt.Errorf("%w: SetMulti got %d keys and %d entries", backends.ErrBadArgument, len(keys), len(entries))
 	}
-	return b.call(ctx, func(c pb.BackendClient) error {
+	return b.call(ctx, func(c pb.BackendClient, id uint64) error {
 		st, err := c.SetMulti(ctx)
 		if err != nil {
 			return err
 		}
 		for i, k := range keys {
-			if err := sendEntry(st.Send, k, &entries[i]); err != nil {
+			if err := sendEntry(st.Send, id, k, &entries[i]); err != nil {
 				if err == io.EOF {
 					break // the server answered early: CloseAndRecv has its error
 				}
@@ -483,9 +586,9 @@ func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 	if b.caps&backends.CapMulti == 0 {
 		return b.unsupported("multi-key operations")
 	}
-	return b.call(ctx, func(c pb.BackendClient) error {
+	return b.call(ctx, func(c pb.BackendClient, id uint64) error {
 		for _, batch := range batches(keys) {
-			if _, err := c.DeleteMulti(ctx, &pb.KeysRequest{Keys: batch}); err != nil {
+			if _, err := c.DeleteMulti(ctx, &pb.KeysRequest{Instance: id, Keys: batch}); err != nil {
 				return err
 			}
 		}
@@ -502,8 +605,8 @@ func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
 		return 0, b.unsupported("tag eviction")
 	}
 	var n int
-	err := b.call(ctx, func(c pb.BackendClient) error {
-		r, err := c.EvictTag(ctx, &pb.TagRequest{Tag: []byte(tag)})
+	err := b.call(ctx, func(c pb.BackendClient, id uint64) error {
+		r, err := c.EvictTag(ctx, &pb.TagRequest{Instance: id, Tag: []byte(tag)})
 		if err != nil {
 			return err
 		}
@@ -527,8 +630,8 @@ func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) e
 	var fnErr error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	err := b.call(ctx, func(c pb.BackendClient) error {
-		st, err := c.List(ctx, &pb.Empty{})
+	err := b.call(ctx, func(c pb.BackendClient, id uint64) error {
+		st, err := c.List(ctx, &pb.InstanceRequest{Instance: id})
 		if err != nil {
 			return err
 		}
@@ -559,8 +662,8 @@ func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
 		return backends.Stats{}, b.unsupported("storage statistics")
 	}
 	var s backends.Stats
-	err := b.call(ctx, func(c pb.BackendClient) error {
-		r, err := c.StorageStats(ctx, &pb.Empty{})
+	err := b.call(ctx, func(c pb.BackendClient, id uint64) error {
+		r, err := c.StorageStats(ctx, &pb.InstanceRequest{Instance: id})
 		if err != nil {
 			return err
 		}
@@ -590,15 +693,15 @@ func (l remoteLocker) lock(ctx context.Context, key string, try bool) (lock.Hand
 	if b.caps&backends.CapLock == 0 {
 		return nil, false, b.unsupported("locks")
 	}
-	p, err := b.proc()
+	p, id, err := b.conn()
 	if err != nil {
 		return nil, false, err
 	}
 	var r *pb.LockResponse
 	if try {
-		r, err = p.rpc.TryLock(ctx, &pb.KeyRequest{Key: []byte(key)})
+		r, err = p.rpc.TryLock(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
 	} else {
-		r, err = p.rpc.Lock(ctx, &pb.KeyRequest{Key: []byte(key)})
+		r, err = p.rpc.Lock(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
 	}
 	if err != nil {
 		return nil, false, b.fail(ctx, p, err)

@@ -24,8 +24,8 @@ func (b *Backend) OpenFile(ctx context.Context, key string) (*os.File, backends.
 		out *os.File
 		e   backends.Entry
 	)
-	err := b.call(ctx, func(c pb.BackendClient) error {
-		st, err := c.OpenFile(ctx, &pb.KeyRequest{Key: []byte(key)})
+	err := b.call(ctx, func(c pb.BackendClient, id uint64) error {
+		st, err := c.OpenFile(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
 		if err != nil {
 			return err
 		}
@@ -91,12 +91,12 @@ func (b *Backend) StoreFile(ctx context.Context, key string, f *os.File, e backe
 		return fmt.Errorf("plugin %s: StoreFile: %w", b.cfg.name, err)
 	}
 	size := fi.Size()
-	return b.call(ctx, func(c pb.BackendClient) error {
+	return b.call(ctx, func(c pb.BackendClient, id uint64) error {
 		st, err := c.StoreFile(ctx)
 		if err != nil {
 			return err
 		}
-		if err := st.Send(&pb.FileFrame{Key: []byte(key), Meta: metaOf(&e), Size: size}); err != nil && err != io.EOF {
+		if err := st.Send(&pb.FileFrame{Instance: id, Key: []byte(key), Meta: metaOf(&e), Size: size}); err != nil && err != io.EOF {
 			return err
 		}
 		err = sendFile(io.NewSectionReader(f, 0, size), func(p []byte) error {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -16,17 +15,13 @@ var binDir string
 // testPlugins are the names the test plugin binary is installed under.
 var testPlugins = []string{"memory", "broken", "v99"}
 
-func exe(name string) string {
-	if runtime.GOOS == "windows" {
-		return name + ".exe"
-	}
-	return name
-}
-
 // pluginPath returns the path of the test plugin serving backend name.
 func pluginPath(name string) string { return filepath.Join(binDir, exe(Prefix+name)) }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(helperMain())
+	}
 	os.Exit(runMain(m))
 }
 
@@ -43,6 +38,12 @@ func runMain(m *testing.M) int {
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the test plugin:", err)
+		return 1
+	}
+	cmd = exec.Command("go", "build", "-o", pluginPath("bolt"), "../examples/plugins/boltbackend")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the bolt example plugin:", err)
 		return 1
 	}
 	for _, n := range testPlugins {

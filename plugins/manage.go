@@ -43,7 +43,6 @@ func Cleanup() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.dead.Store(true)
 			p.kill()
 		}()
 	}

@@ -30,7 +30,11 @@ import (
 // returns only when the host stops the plugin (or exits or dies), in which
 // case it exits the process. Run by hand, without a host, it prints a
 // message saying so and exits with status 1.
+//
+// In a plugin process, backends.Open does not find other plugins by name
+// (a plugin on REGIONCACHE_PLUGIN_PATH would otherwise find itself).
 func Serve(f backends.Factory) {
+	serving.Store(true)
 	slog.SetDefault(pluginLogger(os.Stderr))
 	watchHost()
 	plugin.Serve(&plugin.ServeConfig{
@@ -51,9 +55,8 @@ type server struct {
 	pb.UnimplementedBackendServer
 	factory backends.Factory
 
-	mu   sync.Mutex
-	b    backends.Backend
-	caps backends.Capabilities
+	mu        sync.Mutex
+	instances map[uint64]backends.Backend
 
 	nextID    atomic.Uint64
 	tmu       sync.Mutex
@@ -62,24 +65,24 @@ type server struct {
 }
 
 func newServer(f backends.Factory) *server {
-	return &server{factory: f, transfers: make(map[uint64][]byte), handles: make(map[uint64]lock.Handle)}
+	return &server{factory: f, instances: make(map[uint64]backends.Backend),
+		transfers: make(map[uint64][]byte), handles: make(map[uint64]lock.Handle)}
 }
 
-var errNotOpen = fmt.Errorf("%w: the host called the plugin before Open", backends.ErrClosed)
-
-func (s *server) backend() (backends.Backend, error) {
+func (s *server) backend(id uint64) (backends.Backend, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b == nil {
-		return nil, toStatus(errNotOpen)
+	b, ok := s.instances[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, toStatus(fmt.Errorf("%w: instance %d is closed or was never opened", backends.ErrClosed, id))
 	}
-	return s.b, nil
+	return b, nil
 }
 
 // optional returns the backend as T when it declares capability c.
-func optional[T any](s *server, c backends.Capabilities, what string) (T, error) {
+func optional[T any](s *server, id uint64, c backends.Capabilities, what string) (T, error) {
 	var zero T
-	b, err := s.backend()
+	b, err := s.backend(id)
 	if err != nil {
 		return zero, err
 	}
@@ -91,11 +94,6 @@ func optional[T any](s *server, c backends.Capabilities, what string) (T, error)
 }
 
 func (s *server) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b != nil {
-		return nil, toStatus(fmt.Errorf("%w: Open called twice", backends.ErrBadArgument))
-	}
 	if s.factory == nil {
 		return nil, toStatus(fmt.Errorf("%w: plugins.Serve was given a nil factory", backends.ErrUnsupported))
 	}
@@ -103,24 +101,30 @@ func (s *server) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenRespons
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.b = b
-	s.caps = backends.CapabilitiesOf(b) &^ backends.CapKeepsValues
-	return &pb.OpenResponse{Capabilities: uint32(s.caps), StorageTtlNanos: int64(backends.StorageTTL(b))}, nil
+	id := s.nextID.Add(1)
+	s.mu.Lock()
+	s.instances[id] = b
+	s.mu.Unlock()
+	caps := backends.CapabilitiesOf(b) &^ backends.CapKeepsValues
+	return &pb.OpenResponse{Instance: id, Capabilities: uint32(caps), StorageTtlNanos: int64(backends.StorageTTL(b))}, nil
 }
 
-func (s *server) Close(ctx context.Context, _ *pb.Empty) (*pb.Empty, error) {
-	b, err := s.backend()
-	if err != nil {
-		return nil, err
+func (s *server) Close(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	s.mu.Lock()
+	b, ok := s.instances[req.Instance]
+	delete(s.instances, req.Instance)
+	s.mu.Unlock()
+	if !ok {
+		return &pb.Empty{}, nil // Close is idempotent
 	}
 	return &pb.Empty{}, toStatus(b.Close())
 }
 
-// answer turns a stored entry into a GetResponse: inline if small, else a
-// transfer for Fetch.
-func (s *server) answer(e *backends.Entry) *pb.GetResponse {
+// answer turns a stored entry into a GetResponse: the payload inline if
+// inline allows and it fits in a chunk, else a transfer for Fetch.
+func (s *server) answer(e *backends.Entry, inline bool) *pb.GetResponse {
 	r := &pb.GetResponse{Found: true, Meta: metaOf(e), Size: int64(len(e.Payload))}
-	if len(e.Payload) <= ChunkSize {
+	if inline && len(e.Payload) <= ChunkSize {
 		r.Payload = e.Payload
 		return r
 	}
@@ -138,7 +142,7 @@ func (s *server) answer(e *backends.Entry) *pb.GetResponse {
 }
 
 func (s *server) Get(ctx context.Context, req *pb.KeyRequest) (*pb.GetResponse, error) {
-	b, err := s.backend()
+	b, err := s.backend(req.Instance)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +153,7 @@ func (s *server) Get(ctx context.Context, req *pb.KeyRequest) (*pb.GetResponse, 
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return s.answer(&e), nil
+	return s.answer(&e, true), nil
 }
 
 func (s *server) Fetch(req *pb.FetchRequest, stream pb.Backend_FetchServer) error {
@@ -178,7 +182,7 @@ func payloadOf(p []byte) []byte {
 }
 
 func (s *server) Set(ctx context.Context, req *pb.SetRequest) (*pb.Empty, error) {
-	b, err := s.backend()
+	b, err := s.backend(req.Instance)
 	if err != nil {
 		return nil, err
 	}
@@ -189,14 +193,29 @@ func (s *server) Set(ctx context.Context, req *pb.SetRequest) (*pb.Empty, error)
 
 // frameReader reassembles entries sent as SetFrames.
 type frameReader struct {
-	recv func() (*pb.SetFrame, error)
+	recv  func() (*pb.SetFrame, error)
+	first *pb.SetFrame // read already, to learn the instance
+}
+
+// open reads the stream's first frame and returns the instance's backend.
+func (s *server) openFrames(r *frameReader) (backends.Backend, error) {
+	f, err := r.recv()
+	if err != nil {
+		return nil, err
+	}
+	r.first = f
+	return s.backend(f.Instance)
 }
 
 // next returns the next entry, or io.EOF after the last.
-func (r frameReader) next() (string, backends.Entry, error) {
-	f, err := r.recv()
-	if err != nil {
-		return "", backends.Entry{}, err
+func (r *frameReader) next() (string, backends.Entry, error) {
+	f := r.first
+	r.first = nil
+	var err error
+	if f == nil {
+		if f, err = r.recv(); err != nil {
+			return "", backends.Entry{}, err
+		}
 	}
 	key := string(f.Key)
 	e := entryOf(f.Meta)
@@ -221,11 +240,12 @@ func (r frameReader) next() (string, backends.Entry, error) {
 }
 
 func (s *server) SetStream(stream pb.Backend_SetStreamServer) error {
-	b, err := s.backend()
+	r := &frameReader{recv: stream.Recv}
+	b, err := s.openFrames(r)
 	if err != nil {
 		return err
 	}
-	key, e, err := frameReader{stream.Recv}.next()
+	key, e, err := r.next()
 	if err != nil {
 		return toStatus(err)
 	}
@@ -236,7 +256,7 @@ func (s *server) SetStream(stream pb.Backend_SetStreamServer) error {
 }
 
 func (s *server) Delete(ctx context.Context, req *pb.KeyRequest) (*pb.Empty, error) {
-	b, err := s.backend()
+	b, err := s.backend(req.Instance)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +272,7 @@ func keysOf(bs [][]byte) []string {
 }
 
 func (s *server) GetMulti(ctx context.Context, req *pb.KeysRequest) (*pb.GetMultiResponse, error) {
-	b, err := s.backend()
+	b, err := s.backend(req.Instance)
 	if err != nil {
 		return nil, err
 	}
@@ -263,41 +283,30 @@ func (s *server) GetMulti(ctx context.Context, req *pb.KeysRequest) (*pb.GetMult
 	out := &pb.GetMultiResponse{Entries: make([]*pb.GetResponse, len(es))}
 	inline := 0 // payload bytes answered inline so far: at most ChunkSize
 	for i, e := range es {
-		switch {
-		case e == nil:
+		if e == nil {
 			out.Entries[i] = &pb.GetResponse{}
-		case inline+len(e.Payload) <= ChunkSize:
-			inline += len(e.Payload)
-			out.Entries[i] = s.answer(e)
-		default:
-			big := *e
-			out.Entries[i] = s.answer(&big)
-			if out.Entries[i].TransferId == 0 { // small, but over the inline budget
-				r := out.Entries[i]
-				id := s.nextID.Add(1)
-				s.tmu.Lock()
-				s.transfers[id] = r.Payload
-				s.tmu.Unlock()
-				time.AfterFunc(transferTTL, func() {
-					s.tmu.Lock()
-					delete(s.transfers, id)
-					s.tmu.Unlock()
-				})
-				r.Payload, r.TransferId = nil, id
-			}
+			continue
 		}
+		fits := inline+len(e.Payload) <= ChunkSize
+		if fits {
+			inline += len(e.Payload)
+		}
+		out.Entries[i] = s.answer(e, fits)
 	}
 	return out, nil
 }
 
 func (s *server) SetMulti(stream pb.Backend_SetMultiServer) error {
-	b, err := s.backend()
+	r := &frameReader{recv: stream.Recv}
+	b, err := s.openFrames(r)
+	if err == io.EOF {
+		return stream.SendAndClose(&pb.Empty{}) // no entries
+	}
 	if err != nil {
 		return err
 	}
 	var keys []string
 	var entries []backends.Entry
-	r := frameReader{stream.Recv}
 	for {
 		k, e, err := r.next()
 		if err == io.EOF {
@@ -316,15 +325,15 @@ func (s *server) SetMulti(stream pb.Backend_SetMultiServer) error {
 }
 
 func (s *server) DeleteMulti(ctx context.Context, req *pb.KeysRequest) (*pb.Empty, error) {
-	b, err := s.backend()
+	b, err := s.backend(req.Instance)
 	if err != nil {
 		return nil, err
 	}
 	return &pb.Empty{}, toStatus(backends.DeleteMulti(ctx, b, keysOf(req.Keys)))
 }
 
-func (s *server) locker() (lock.Locker, error) {
-	b, err := s.backend()
+func (s *server) locker(id uint64) (lock.Locker, error) {
+	b, err := s.backend(id)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +353,7 @@ func (s *server) keep(h lock.Handle) uint64 {
 }
 
 func (s *server) Lock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse, error) {
-	l, err := s.locker()
+	l, err := s.locker(req.Instance)
 	if err != nil {
 		return nil, err
 	}
@@ -362,7 +371,7 @@ func (s *server) Lock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse
 }
 
 func (s *server) TryLock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse, error) {
-	l, err := s.locker()
+	l, err := s.locker(req.Instance)
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +401,7 @@ func (s *server) Unlock(ctx context.Context, req *pb.UnlockRequest) (*pb.Empty, 
 }
 
 func (s *server) EvictTag(ctx context.Context, req *pb.TagRequest) (*pb.CountResponse, error) {
-	t, err := optional[backends.TagEvicter](s, backends.CapTags, "tag eviction")
+	t, err := optional[backends.TagEvicter](s, req.Instance, backends.CapTags, "tag eviction")
 	if err != nil {
 		return nil, err
 	}
@@ -400,8 +409,8 @@ func (s *server) EvictTag(ctx context.Context, req *pb.TagRequest) (*pb.CountRes
 	return &pb.CountResponse{Count: int64(n)}, toStatus(err)
 }
 
-func (s *server) List(_ *pb.Empty, stream pb.Backend_ListServer) error {
-	l, err := optional[backends.Lister](s, backends.CapList, "listing")
+func (s *server) List(req *pb.InstanceRequest, stream pb.Backend_ListServer) error {
+	l, err := optional[backends.Lister](s, req.Instance, backends.CapList, "listing")
 	if err != nil {
 		return err
 	}
@@ -412,8 +421,8 @@ func (s *server) List(_ *pb.Empty, stream pb.Backend_ListServer) error {
 	return toStatus(err)
 }
 
-func (s *server) StorageStats(ctx context.Context, _ *pb.Empty) (*pb.StatsResponse, error) {
-	r, err := optional[backends.StatReporter](s, backends.CapList, "storage statistics")
+func (s *server) StorageStats(ctx context.Context, req *pb.InstanceRequest) (*pb.StatsResponse, error) {
+	r, err := optional[backends.StatReporter](s, req.Instance, backends.CapList, "storage statistics")
 	if err != nil {
 		return nil, err
 	}
@@ -425,7 +434,7 @@ func (s *server) StorageStats(ctx context.Context, _ *pb.Empty) (*pb.StatsRespon
 }
 
 func (s *server) OpenFile(req *pb.KeyRequest, stream pb.Backend_OpenFileServer) error {
-	fs, err := optional[backends.FileStore](s, backends.CapFiles, "file values")
+	fs, err := optional[backends.FileStore](s, req.Instance, backends.CapFiles, "file values")
 	if err != nil {
 		return err
 	}
@@ -465,16 +474,16 @@ func sendFile(r io.Reader, send func([]byte) error) error {
 }
 
 func (s *server) StoreFile(stream pb.Backend_StoreFileServer) error {
-	fs, err := optional[backends.FileStore](s, backends.CapFiles, "file values")
-	if err != nil {
-		return err
-	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
 	}
+	fs, err := optional[backends.FileStore](s, first.Instance, backends.CapFiles, "file values")
+	if err != nil {
+		return err
+	}
 	var f *os.File
-	b, _ := s.backend()
+	b, _ := s.backend(first.Instance)
 	if tf, ok := b.(backends.TempFiler); ok {
 		f, err = tf.CreateTemp("regioncache-plugin-*")
 	} else {

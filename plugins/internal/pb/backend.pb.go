@@ -1,7 +1,9 @@
 // The regioncache backend plugin protocol, version 1.
 //
-// A plugin process serves one backend instance: the host calls Open once,
-// then any of the other methods, then Close. Keys and tags are bytes, not
+// A plugin process serves every backend instance its host opens from that
+// executable: Open returns an instance id that the other calls carry, and
+// Close ends the instance. (Instances can so share process-wide resources,
+// such as an embedded database that only one process may open.) Keys and tags are bytes, not
 // strings, because backend keys are arbitrary byte strings (proto3 strings
 // must be valid UTF-8).
 //
@@ -128,6 +130,8 @@ func (x *OpenRequest) GetArgs() *structpb.Struct {
 
 type OpenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance id the other calls carry.
+	Instance uint64 `protobuf:"varint,3,opt,name=instance,proto3" json:"instance,omitempty"`
 	// backends.Capabilities of the served backend.
 	Capabilities uint32 `protobuf:"varint,1,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
 	// StorageTTL in nanoseconds, when the backend has storage expiry.
@@ -164,6 +168,13 @@ func (x *OpenResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use OpenResponse.ProtoReflect.Descriptor instead.
 func (*OpenResponse) Descriptor() ([]byte, []int) {
 	return file_backend_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *OpenResponse) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
 }
 
 func (x *OpenResponse) GetCapabilities() uint32 {
@@ -257,8 +268,53 @@ func (x *Meta) GetTags() [][]byte {
 	return nil
 }
 
+type InstanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceRequest) Reset() {
+	*x = InstanceRequest{}
+	mi := &file_backend_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceRequest) ProtoMessage() {}
+
+func (x *InstanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceRequest.ProtoReflect.Descriptor instead.
+func (*InstanceRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *InstanceRequest) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
 type KeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
 	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -266,7 +322,7 @@ type KeyRequest struct {
 
 func (x *KeyRequest) Reset() {
 	*x = KeyRequest{}
-	mi := &file_backend_proto_msgTypes[4]
+	mi := &file_backend_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +334,7 @@ func (x *KeyRequest) String() string {
 func (*KeyRequest) ProtoMessage() {}
 
 func (x *KeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[4]
+	mi := &file_backend_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +347,14 @@ func (x *KeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRequest.ProtoReflect.Descriptor instead.
 func (*KeyRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{4}
+	return file_backend_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *KeyRequest) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
 }
 
 func (x *KeyRequest) GetKey() []byte {
@@ -303,6 +366,7 @@ func (x *KeyRequest) GetKey() []byte {
 
 type KeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
 	Keys          [][]byte               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -310,7 +374,7 @@ type KeysRequest struct {
 
 func (x *KeysRequest) Reset() {
 	*x = KeysRequest{}
-	mi := &file_backend_proto_msgTypes[5]
+	mi := &file_backend_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +386,7 @@ func (x *KeysRequest) String() string {
 func (*KeysRequest) ProtoMessage() {}
 
 func (x *KeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[5]
+	mi := &file_backend_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +399,14 @@ func (x *KeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeysRequest.ProtoReflect.Descriptor instead.
 func (*KeysRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{5}
+	return file_backend_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *KeysRequest) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
 }
 
 func (x *KeysRequest) GetKeys() [][]byte {
@@ -361,7 +432,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +444,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +457,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{6}
+	return file_backend_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -433,7 +504,7 @@ type GetMultiResponse struct {
 
 func (x *GetMultiResponse) Reset() {
 	*x = GetMultiResponse{}
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +516,7 @@ func (x *GetMultiResponse) String() string {
 func (*GetMultiResponse) ProtoMessage() {}
 
 func (x *GetMultiResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +529,7 @@ func (x *GetMultiResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMultiResponse.ProtoReflect.Descriptor instead.
 func (*GetMultiResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{7}
+	return file_backend_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetMultiResponse) GetEntries() []*GetResponse {
@@ -477,7 +548,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +560,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +573,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{8}
+	return file_backend_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FetchRequest) GetTransferId() uint64 {
@@ -521,7 +592,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +604,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +617,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{9}
+	return file_backend_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Chunk) GetData() []byte {
@@ -558,6 +629,7 @@ func (x *Chunk) GetData() []byte {
 
 type SetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,4,opt,name=instance,proto3" json:"instance,omitempty"`
 	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
@@ -567,7 +639,7 @@ type SetRequest struct {
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +651,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +664,14 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{10}
+	return file_backend_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetRequest) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
 }
 
 func (x *SetRequest) GetKey() []byte {
@@ -617,9 +696,11 @@ func (x *SetRequest) GetPayload() []byte {
 }
 
 // SetFrame is a piece of one entry. The first frame of an entry carries its
-// key, metadata and size; the frame with end set closes it.
+// instance (first frame of the stream), key, metadata and size; the frame
+// with end set closes it.
 type SetFrame struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,6,opt,name=instance,proto3" json:"instance,omitempty"`
 	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
 	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
@@ -631,7 +712,7 @@ type SetFrame struct {
 
 func (x *SetFrame) Reset() {
 	*x = SetFrame{}
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +724,7 @@ func (x *SetFrame) String() string {
 func (*SetFrame) ProtoMessage() {}
 
 func (x *SetFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +737,14 @@ func (x *SetFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFrame.ProtoReflect.Descriptor instead.
 func (*SetFrame) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{11}
+	return file_backend_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetFrame) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
 }
 
 func (x *SetFrame) GetKey() []byte {
@@ -704,7 +792,7 @@ type LockResponse struct {
 
 func (x *LockResponse) Reset() {
 	*x = LockResponse{}
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +804,7 @@ func (x *LockResponse) String() string {
 func (*LockResponse) ProtoMessage() {}
 
 func (x *LockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +817,7 @@ func (x *LockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockResponse.ProtoReflect.Descriptor instead.
 func (*LockResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{12}
+	return file_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LockResponse) GetAcquired() bool {
@@ -755,7 +843,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +855,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +868,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{13}
+	return file_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UnlockRequest) GetHandle() uint64 {
@@ -792,6 +880,7 @@ func (x *UnlockRequest) GetHandle() uint64 {
 
 type TagRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
 	Tag           []byte                 `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -799,7 +888,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +900,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +913,14 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{14}
+	return file_backend_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TagRequest) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
 }
 
 func (x *TagRequest) GetTag() []byte {
@@ -843,7 +939,7 @@ type CountResponse struct {
 
 func (x *CountResponse) Reset() {
 	*x = CountResponse{}
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +951,7 @@ func (x *CountResponse) String() string {
 func (*CountResponse) ProtoMessage() {}
 
 func (x *CountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +964,7 @@ func (x *CountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountResponse.ProtoReflect.Descriptor instead.
 func (*CountResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{15}
+	return file_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CountResponse) GetCount() int64 {
@@ -889,7 +985,7 @@ type EntryInfo struct {
 
 func (x *EntryInfo) Reset() {
 	*x = EntryInfo{}
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +997,7 @@ func (x *EntryInfo) String() string {
 func (*EntryInfo) ProtoMessage() {}
 
 func (x *EntryInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1010,7 @@ func (x *EntryInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntryInfo.ProtoReflect.Descriptor instead.
 func (*EntryInfo) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{16}
+	return file_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EntryInfo) GetKey() []byte {
@@ -948,7 +1044,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1056,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1069,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StatsResponse) GetEntries() int64 {
@@ -991,9 +1087,10 @@ func (x *StatsResponse) GetBytes() int64 {
 }
 
 // FileFrame is a piece of a file value. The first frame carries key (for
-// StoreFile), metadata and size.
+// StoreFile), metadata and size; for StoreFile also the instance.
 type FileFrame struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,5,opt,name=instance,proto3" json:"instance,omitempty"`
 	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
 	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
@@ -1004,7 +1101,7 @@ type FileFrame struct {
 
 func (x *FileFrame) Reset() {
 	*x = FileFrame{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1113,7 @@ func (x *FileFrame) String() string {
 func (*FileFrame) ProtoMessage() {}
 
 func (x *FileFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1126,14 @@ func (x *FileFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileFrame.ProtoReflect.Descriptor instead.
 func (*FileFrame) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *FileFrame) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
 }
 
 func (x *FileFrame) GetKey() []byte {
@@ -1067,8 +1171,9 @@ const file_backend_proto_rawDesc = "" +
 	"\rbackend.proto\x12\x15regioncache.plugin.v1\x1a\x1cgoogle/protobuf/struct.proto\"\a\n" +
 	"\x05Empty\":\n" +
 	"\vOpenRequest\x12+\n" +
-	"\x04args\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04args\"^\n" +
-	"\fOpenResponse\x12\"\n" +
+	"\x04args\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04args\"z\n" +
+	"\fOpenResponse\x12\x1a\n" +
+	"\binstance\x18\x03 \x01(\x04R\binstance\x12\"\n" +
 	"\fcapabilities\x18\x01 \x01(\rR\fcapabilities\x12*\n" +
 	"\x11storage_ttl_nanos\x18\x02 \x01(\x03R\x0fstorageTtlNanos\"\xa3\x01\n" +
 	"\x04Meta\x12\x1f\n" +
@@ -1077,11 +1182,15 @@ const file_backend_proto_rawDesc = "" +
 	"\x0fcreated_seconds\x18\x02 \x01(\x03R\x0ecreatedSeconds\x12#\n" +
 	"\rcreated_nanos\x18\x03 \x01(\x05R\fcreatedNanos\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x12\n" +
-	"\x04tags\x18\x05 \x03(\fR\x04tags\"\x1e\n" +
+	"\x04tags\x18\x05 \x03(\fR\x04tags\"-\n" +
+	"\x0fInstanceRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\":\n" +
 	"\n" +
-	"KeyRequest\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03key\"!\n" +
-	"\vKeysRequest\x12\x12\n" +
+	"KeyRequest\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\"=\n" +
+	"\vKeysRequest\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\"\xa3\x01\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12/\n" +
@@ -1096,13 +1205,15 @@ const file_backend_proto_rawDesc = "" +
 	"\vtransfer_id\x18\x01 \x01(\x04R\n" +
 	"transferId\"\x1b\n" +
 	"\x05Chunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"i\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x85\x01\n" +
 	"\n" +
-	"SetRequest\x12\x10\n" +
+	"SetRequest\x12\x1a\n" +
+	"\binstance\x18\x04 \x01(\x04R\binstance\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12/\n" +
 	"\x04meta\x18\x02 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\"\x87\x01\n" +
-	"\bSetFrame\x12\x10\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\"\xa3\x01\n" +
+	"\bSetFrame\x12\x1a\n" +
+	"\binstance\x18\x06 \x01(\x04R\binstance\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12/\n" +
 	"\x04meta\x18\x02 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
@@ -1112,9 +1223,10 @@ const file_backend_proto_rawDesc = "" +
 	"\bacquired\x18\x01 \x01(\bR\bacquired\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\"'\n" +
 	"\rUnlockRequest\x12\x16\n" +
-	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\x1e\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\":\n" +
 	"\n" +
-	"TagRequest\x12\x10\n" +
+	"TagRequest\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x10\n" +
 	"\x03tag\x18\x01 \x01(\fR\x03tag\"%\n" +
 	"\rCountResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x03R\x05count\"b\n" +
@@ -1124,15 +1236,16 @@ const file_backend_proto_rawDesc = "" +
 	"\x04meta\x18\x03 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\"?\n" +
 	"\rStatsResponse\x12\x18\n" +
 	"\aentries\x18\x01 \x01(\x03R\aentries\x12\x14\n" +
-	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\"v\n" +
-	"\tFileFrame\x12\x10\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\"\x92\x01\n" +
+	"\tFileFrame\x12\x1a\n" +
+	"\binstance\x18\x05 \x01(\x04R\binstance\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12/\n" +
 	"\x04meta\x18\x02 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data2\x99\v\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data2\xb7\v\n" +
 	"\aBackend\x12O\n" +
-	"\x04Open\x12\".regioncache.plugin.v1.OpenRequest\x1a#.regioncache.plugin.v1.OpenResponse\x12C\n" +
-	"\x05Close\x12\x1c.regioncache.plugin.v1.Empty\x1a\x1c.regioncache.plugin.v1.Empty\x12L\n" +
+	"\x04Open\x12\".regioncache.plugin.v1.OpenRequest\x1a#.regioncache.plugin.v1.OpenResponse\x12M\n" +
+	"\x05Close\x12&.regioncache.plugin.v1.InstanceRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12L\n" +
 	"\x03Get\x12!.regioncache.plugin.v1.KeyRequest\x1a\".regioncache.plugin.v1.GetResponse\x12L\n" +
 	"\x05Fetch\x12#.regioncache.plugin.v1.FetchRequest\x1a\x1c.regioncache.plugin.v1.Chunk0\x01\x12F\n" +
 	"\x03Set\x12!.regioncache.plugin.v1.SetRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12L\n" +
@@ -1144,9 +1257,9 @@ const file_backend_proto_rawDesc = "" +
 	"\x04Lock\x12!.regioncache.plugin.v1.KeyRequest\x1a#.regioncache.plugin.v1.LockResponse\x12Q\n" +
 	"\aTryLock\x12!.regioncache.plugin.v1.KeyRequest\x1a#.regioncache.plugin.v1.LockResponse\x12L\n" +
 	"\x06Unlock\x12$.regioncache.plugin.v1.UnlockRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12S\n" +
-	"\bEvictTag\x12!.regioncache.plugin.v1.TagRequest\x1a$.regioncache.plugin.v1.CountResponse\x12H\n" +
-	"\x04List\x12\x1c.regioncache.plugin.v1.Empty\x1a .regioncache.plugin.v1.EntryInfo0\x01\x12R\n" +
-	"\fStorageStats\x12\x1c.regioncache.plugin.v1.Empty\x1a$.regioncache.plugin.v1.StatsResponse\x12Q\n" +
+	"\bEvictTag\x12!.regioncache.plugin.v1.TagRequest\x1a$.regioncache.plugin.v1.CountResponse\x12R\n" +
+	"\x04List\x12&.regioncache.plugin.v1.InstanceRequest\x1a .regioncache.plugin.v1.EntryInfo0\x01\x12\\\n" +
+	"\fStorageStats\x12&.regioncache.plugin.v1.InstanceRequest\x1a$.regioncache.plugin.v1.StatsResponse\x12Q\n" +
 	"\bOpenFile\x12!.regioncache.plugin.v1.KeyRequest\x1a .regioncache.plugin.v1.FileFrame0\x01\x12M\n" +
 	"\tStoreFile\x12 .regioncache.plugin.v1.FileFrame\x1a\x1c.regioncache.plugin.v1.Empty(\x01B8Z6github.com/regioncache/regioncache/plugins/internal/pbb\x06proto3"
 
@@ -1162,72 +1275,73 @@ func file_backend_proto_rawDescGZIP() []byte {
 	return file_backend_proto_rawDescData
 }
 
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_backend_proto_goTypes = []any{
 	(*Empty)(nil),            // 0: regioncache.plugin.v1.Empty
 	(*OpenRequest)(nil),      // 1: regioncache.plugin.v1.OpenRequest
 	(*OpenResponse)(nil),     // 2: regioncache.plugin.v1.OpenResponse
 	(*Meta)(nil),             // 3: regioncache.plugin.v1.Meta
-	(*KeyRequest)(nil),       // 4: regioncache.plugin.v1.KeyRequest
-	(*KeysRequest)(nil),      // 5: regioncache.plugin.v1.KeysRequest
-	(*GetResponse)(nil),      // 6: regioncache.plugin.v1.GetResponse
-	(*GetMultiResponse)(nil), // 7: regioncache.plugin.v1.GetMultiResponse
-	(*FetchRequest)(nil),     // 8: regioncache.plugin.v1.FetchRequest
-	(*Chunk)(nil),            // 9: regioncache.plugin.v1.Chunk
-	(*SetRequest)(nil),       // 10: regioncache.plugin.v1.SetRequest
-	(*SetFrame)(nil),         // 11: regioncache.plugin.v1.SetFrame
-	(*LockResponse)(nil),     // 12: regioncache.plugin.v1.LockResponse
-	(*UnlockRequest)(nil),    // 13: regioncache.plugin.v1.UnlockRequest
-	(*TagRequest)(nil),       // 14: regioncache.plugin.v1.TagRequest
-	(*CountResponse)(nil),    // 15: regioncache.plugin.v1.CountResponse
-	(*EntryInfo)(nil),        // 16: regioncache.plugin.v1.EntryInfo
-	(*StatsResponse)(nil),    // 17: regioncache.plugin.v1.StatsResponse
-	(*FileFrame)(nil),        // 18: regioncache.plugin.v1.FileFrame
-	(*structpb.Struct)(nil),  // 19: google.protobuf.Struct
+	(*InstanceRequest)(nil),  // 4: regioncache.plugin.v1.InstanceRequest
+	(*KeyRequest)(nil),       // 5: regioncache.plugin.v1.KeyRequest
+	(*KeysRequest)(nil),      // 6: regioncache.plugin.v1.KeysRequest
+	(*GetResponse)(nil),      // 7: regioncache.plugin.v1.GetResponse
+	(*GetMultiResponse)(nil), // 8: regioncache.plugin.v1.GetMultiResponse
+	(*FetchRequest)(nil),     // 9: regioncache.plugin.v1.FetchRequest
+	(*Chunk)(nil),            // 10: regioncache.plugin.v1.Chunk
+	(*SetRequest)(nil),       // 11: regioncache.plugin.v1.SetRequest
+	(*SetFrame)(nil),         // 12: regioncache.plugin.v1.SetFrame
+	(*LockResponse)(nil),     // 13: regioncache.plugin.v1.LockResponse
+	(*UnlockRequest)(nil),    // 14: regioncache.plugin.v1.UnlockRequest
+	(*TagRequest)(nil),       // 15: regioncache.plugin.v1.TagRequest
+	(*CountResponse)(nil),    // 16: regioncache.plugin.v1.CountResponse
+	(*EntryInfo)(nil),        // 17: regioncache.plugin.v1.EntryInfo
+	(*StatsResponse)(nil),    // 18: regioncache.plugin.v1.StatsResponse
+	(*FileFrame)(nil),        // 19: regioncache.plugin.v1.FileFrame
+	(*structpb.Struct)(nil),  // 20: google.protobuf.Struct
 }
 var file_backend_proto_depIdxs = []int32{
-	19, // 0: regioncache.plugin.v1.OpenRequest.args:type_name -> google.protobuf.Struct
+	20, // 0: regioncache.plugin.v1.OpenRequest.args:type_name -> google.protobuf.Struct
 	3,  // 1: regioncache.plugin.v1.GetResponse.meta:type_name -> regioncache.plugin.v1.Meta
-	6,  // 2: regioncache.plugin.v1.GetMultiResponse.entries:type_name -> regioncache.plugin.v1.GetResponse
+	7,  // 2: regioncache.plugin.v1.GetMultiResponse.entries:type_name -> regioncache.plugin.v1.GetResponse
 	3,  // 3: regioncache.plugin.v1.SetRequest.meta:type_name -> regioncache.plugin.v1.Meta
 	3,  // 4: regioncache.plugin.v1.SetFrame.meta:type_name -> regioncache.plugin.v1.Meta
 	3,  // 5: regioncache.plugin.v1.EntryInfo.meta:type_name -> regioncache.plugin.v1.Meta
 	3,  // 6: regioncache.plugin.v1.FileFrame.meta:type_name -> regioncache.plugin.v1.Meta
 	1,  // 7: regioncache.plugin.v1.Backend.Open:input_type -> regioncache.plugin.v1.OpenRequest
-	0,  // 8: regioncache.plugin.v1.Backend.Close:input_type -> regioncache.plugin.v1.Empty
-	4,  // 9: regioncache.plugin.v1.Backend.Get:input_type -> regioncache.plugin.v1.KeyRequest
-	8,  // 10: regioncache.plugin.v1.Backend.Fetch:input_type -> regioncache.plugin.v1.FetchRequest
-	10, // 11: regioncache.plugin.v1.Backend.Set:input_type -> regioncache.plugin.v1.SetRequest
-	11, // 12: regioncache.plugin.v1.Backend.SetStream:input_type -> regioncache.plugin.v1.SetFrame
-	4,  // 13: regioncache.plugin.v1.Backend.Delete:input_type -> regioncache.plugin.v1.KeyRequest
-	5,  // 14: regioncache.plugin.v1.Backend.GetMulti:input_type -> regioncache.plugin.v1.KeysRequest
-	11, // 15: regioncache.plugin.v1.Backend.SetMulti:input_type -> regioncache.plugin.v1.SetFrame
-	5,  // 16: regioncache.plugin.v1.Backend.DeleteMulti:input_type -> regioncache.plugin.v1.KeysRequest
-	4,  // 17: regioncache.plugin.v1.Backend.Lock:input_type -> regioncache.plugin.v1.KeyRequest
-	4,  // 18: regioncache.plugin.v1.Backend.TryLock:input_type -> regioncache.plugin.v1.KeyRequest
-	13, // 19: regioncache.plugin.v1.Backend.Unlock:input_type -> regioncache.plugin.v1.UnlockRequest
-	14, // 20: regioncache.plugin.v1.Backend.EvictTag:input_type -> regioncache.plugin.v1.TagRequest
-	0,  // 21: regioncache.plugin.v1.Backend.List:input_type -> regioncache.plugin.v1.Empty
-	0,  // 22: regioncache.plugin.v1.Backend.StorageStats:input_type -> regioncache.plugin.v1.Empty
-	4,  // 23: regioncache.plugin.v1.Backend.OpenFile:input_type -> regioncache.plugin.v1.KeyRequest
-	18, // 24: regioncache.plugin.v1.Backend.StoreFile:input_type -> regioncache.plugin.v1.FileFrame
+	4,  // 8: regioncache.plugin.v1.Backend.Close:input_type -> regioncache.plugin.v1.InstanceRequest
+	5,  // 9: regioncache.plugin.v1.Backend.Get:input_type -> regioncache.plugin.v1.KeyRequest
+	9,  // 10: regioncache.plugin.v1.Backend.Fetch:input_type -> regioncache.plugin.v1.FetchRequest
+	11, // 11: regioncache.plugin.v1.Backend.Set:input_type -> regioncache.plugin.v1.SetRequest
+	12, // 12: regioncache.plugin.v1.Backend.SetStream:input_type -> regioncache.plugin.v1.SetFrame
+	5,  // 13: regioncache.plugin.v1.Backend.Delete:input_type -> regioncache.plugin.v1.KeyRequest
+	6,  // 14: regioncache.plugin.v1.Backend.GetMulti:input_type -> regioncache.plugin.v1.KeysRequest
+	12, // 15: regioncache.plugin.v1.Backend.SetMulti:input_type -> regioncache.plugin.v1.SetFrame
+	6,  // 16: regioncache.plugin.v1.Backend.DeleteMulti:input_type -> regioncache.plugin.v1.KeysRequest
+	5,  // 17: regioncache.plugin.v1.Backend.Lock:input_type -> regioncache.plugin.v1.KeyRequest
+	5,  // 18: regioncache.plugin.v1.Backend.TryLock:input_type -> regioncache.plugin.v1.KeyRequest
+	14, // 19: regioncache.plugin.v1.Backend.Unlock:input_type -> regioncache.plugin.v1.UnlockRequest
+	15, // 20: regioncache.plugin.v1.Backend.EvictTag:input_type -> regioncache.plugin.v1.TagRequest
+	4,  // 21: regioncache.plugin.v1.Backend.List:input_type -> regioncache.plugin.v1.InstanceRequest
+	4,  // 22: regioncache.plugin.v1.Backend.StorageStats:input_type -> regioncache.plugin.v1.InstanceRequest
+	5,  // 23: regioncache.plugin.v1.Backend.OpenFile:input_type -> regioncache.plugin.v1.KeyRequest
+	19, // 24: regioncache.plugin.v1.Backend.StoreFile:input_type -> regioncache.plugin.v1.FileFrame
 	2,  // 25: regioncache.plugin.v1.Backend.Open:output_type -> regioncache.plugin.v1.OpenResponse
 	0,  // 26: regioncache.plugin.v1.Backend.Close:output_type -> regioncache.plugin.v1.Empty
-	6,  // 27: regioncache.plugin.v1.Backend.Get:output_type -> regioncache.plugin.v1.GetResponse
-	9,  // 28: regioncache.plugin.v1.Backend.Fetch:output_type -> regioncache.plugin.v1.Chunk
+	7,  // 27: regioncache.plugin.v1.Backend.Get:output_type -> regioncache.plugin.v1.GetResponse
+	10, // 28: regioncache.plugin.v1.Backend.Fetch:output_type -> regioncache.plugin.v1.Chunk
 	0,  // 29: regioncache.plugin.v1.Backend.Set:output_type -> regioncache.plugin.v1.Empty
 	0,  // 30: regioncache.plugin.v1.Backend.SetStream:output_type -> regioncache.plugin.v1.Empty
 	0,  // 31: regioncache.plugin.v1.Backend.Delete:output_type -> regioncache.plugin.v1.Empty
-	7,  // 32: regioncache.plugin.v1.Backend.GetMulti:output_type -> regioncache.plugin.v1.GetMultiResponse
+	8,  // 32: regioncache.plugin.v1.Backend.GetMulti:output_type -> regioncache.plugin.v1.GetMultiResponse
 	0,  // 33: regioncache.plugin.v1.Backend.SetMulti:output_type -> regioncache.plugin.v1.Empty
 	0,  // 34: regioncache.plugin.v1.Backend.DeleteMulti:output_type -> regioncache.plugin.v1.Empty
-	12, // 35: regioncache.plugin.v1.Backend.Lock:output_type -> regioncache.plugin.v1.LockResponse
-	12, // 36: regioncache.plugin.v1.Backend.TryLock:output_type -> regioncache.plugin.v1.LockResponse
+	13, // 35: regioncache.plugin.v1.Backend.Lock:output_type -> regioncache.plugin.v1.LockResponse
+	13, // 36: regioncache.plugin.v1.Backend.TryLock:output_type -> regioncache.plugin.v1.LockResponse
 	0,  // 37: regioncache.plugin.v1.Backend.Unlock:output_type -> regioncache.plugin.v1.Empty
-	15, // 38: regioncache.plugin.v1.Backend.EvictTag:output_type -> regioncache.plugin.v1.CountResponse
-	16, // 39: regioncache.plugin.v1.Backend.List:output_type -> regioncache.plugin.v1.EntryInfo
-	17, // 40: regioncache.plugin.v1.Backend.StorageStats:output_type -> regioncache.plugin.v1.StatsResponse
-	18, // 41: regioncache.plugin.v1.Backend.OpenFile:output_type -> regioncache.plugin.v1.FileFrame
+	16, // 38: regioncache.plugin.v1.Backend.EvictTag:output_type -> regioncache.plugin.v1.CountResponse
+	17, // 39: regioncache.plugin.v1.Backend.List:output_type -> regioncache.plugin.v1.EntryInfo
+	18, // 40: regioncache.plugin.v1.Backend.StorageStats:output_type -> regioncache.plugin.v1.StatsResponse
+	19, // 41: regioncache.plugin.v1.Backend.OpenFile:output_type -> regioncache.plugin.v1.FileFrame
 	0,  // 42: regioncache.plugin.v1.Backend.StoreFile:output_type -> regioncache.plugin.v1.Empty
 	25, // [25:43] is the sub-list for method output_type
 	7,  // [7:25] is the sub-list for method input_type
@@ -1247,7 +1361,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,7 +1,9 @@
 // The regioncache backend plugin protocol, version 1.
 //
-// A plugin process serves one backend instance: the host calls Open once,
-// then any of the other methods, then Close. Keys and tags are bytes, not
+// A plugin process serves every backend instance its host opens from that
+// executable: Open returns an instance id that the other calls carry, and
+// Close ends the instance. (Instances can so share process-wide resources,
+// such as an embedded database that only one process may open.) Keys and tags are bytes, not
 // strings, because backend keys are arbitrary byte strings (proto3 strings
 // must be valid UTF-8).
 //
@@ -65,10 +67,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type BackendClient interface {
-	// Open opens the backend with the host's arguments. Called once.
+	// Open opens a backend instance with the host's arguments.
 	Open(ctx context.Context, in *OpenRequest, opts ...grpc.CallOption) (*OpenResponse, error)
-	// Close closes the backend. The host then stops the process.
-	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// Close closes an instance.
+	Close(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (*Empty, error)
 	Get(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (*GetResponse, error)
 	// Fetch streams the payload of a transfer announced by Get or GetMulti.
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error)
@@ -85,8 +87,8 @@ type BackendClient interface {
 	TryLock(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (*LockResponse, error)
 	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*Empty, error)
 	EvictTag(ctx context.Context, in *TagRequest, opts ...grpc.CallOption) (*CountResponse, error)
-	List(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EntryInfo], error)
-	StorageStats(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*StatsResponse, error)
+	List(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EntryInfo], error)
+	StorageStats(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 	// OpenFile streams a file value: the first frame carries the metadata.
 	OpenFile(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileFrame], error)
 	// StoreFile receives a file value: the first frame carries key and metadata.
@@ -111,7 +113,7 @@ func (c *backendClient) Open(ctx context.Context, in *OpenRequest, opts ...grpc.
 	return out, nil
 }
 
-func (c *backendClient) Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
+func (c *backendClient) Close(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
 	err := c.cc.Invoke(ctx, Backend_Close_FullMethodName, in, out, cOpts...)
@@ -256,13 +258,13 @@ func (c *backendClient) EvictTag(ctx context.Context, in *TagRequest, opts ...gr
 	return out, nil
 }
 
-func (c *backendClient) List(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EntryInfo], error) {
+func (c *backendClient) List(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EntryInfo], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[3], Backend_List_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[Empty, EntryInfo]{ClientStream: stream}
+	x := &grpc.GenericClientStream[InstanceRequest, EntryInfo]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -275,7 +277,7 @@ func (c *backendClient) List(ctx context.Context, in *Empty, opts ...grpc.CallOp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_ListClient = grpc.ServerStreamingClient[EntryInfo]
 
-func (c *backendClient) StorageStats(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*StatsResponse, error) {
+func (c *backendClient) StorageStats(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StatsResponse)
 	err := c.cc.Invoke(ctx, Backend_StorageStats_FullMethodName, in, out, cOpts...)
@@ -321,10 +323,10 @@ type Backend_StoreFileClient = grpc.ClientStreamingClient[FileFrame, Empty]
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
 type BackendServer interface {
-	// Open opens the backend with the host's arguments. Called once.
+	// Open opens a backend instance with the host's arguments.
 	Open(context.Context, *OpenRequest) (*OpenResponse, error)
-	// Close closes the backend. The host then stops the process.
-	Close(context.Context, *Empty) (*Empty, error)
+	// Close closes an instance.
+	Close(context.Context, *InstanceRequest) (*Empty, error)
 	Get(context.Context, *KeyRequest) (*GetResponse, error)
 	// Fetch streams the payload of a transfer announced by Get or GetMulti.
 	Fetch(*FetchRequest, grpc.ServerStreamingServer[Chunk]) error
@@ -341,8 +343,8 @@ type BackendServer interface {
 	TryLock(context.Context, *KeyRequest) (*LockResponse, error)
 	Unlock(context.Context, *UnlockRequest) (*Empty, error)
 	EvictTag(context.Context, *TagRequest) (*CountResponse, error)
-	List(*Empty, grpc.ServerStreamingServer[EntryInfo]) error
-	StorageStats(context.Context, *Empty) (*StatsResponse, error)
+	List(*InstanceRequest, grpc.ServerStreamingServer[EntryInfo]) error
+	StorageStats(context.Context, *InstanceRequest) (*StatsResponse, error)
 	// OpenFile streams a file value: the first frame carries the metadata.
 	OpenFile(*KeyRequest, grpc.ServerStreamingServer[FileFrame]) error
 	// StoreFile receives a file value: the first frame carries key and metadata.
@@ -360,7 +362,7 @@ type UnimplementedBackendServer struct{}
 func (UnimplementedBackendServer) Open(context.Context, *OpenRequest) (*OpenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Open not implemented")
 }
-func (UnimplementedBackendServer) Close(context.Context, *Empty) (*Empty, error) {
+func (UnimplementedBackendServer) Close(context.Context, *InstanceRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Close not implemented")
 }
 func (UnimplementedBackendServer) Get(context.Context, *KeyRequest) (*GetResponse, error) {
@@ -399,10 +401,10 @@ func (UnimplementedBackendServer) Unlock(context.Context, *UnlockRequest) (*Empt
 func (UnimplementedBackendServer) EvictTag(context.Context, *TagRequest) (*CountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EvictTag not implemented")
 }
-func (UnimplementedBackendServer) List(*Empty, grpc.ServerStreamingServer[EntryInfo]) error {
+func (UnimplementedBackendServer) List(*InstanceRequest, grpc.ServerStreamingServer[EntryInfo]) error {
 	return status.Error(codes.Unimplemented, "method List not implemented")
 }
-func (UnimplementedBackendServer) StorageStats(context.Context, *Empty) (*StatsResponse, error) {
+func (UnimplementedBackendServer) StorageStats(context.Context, *InstanceRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StorageStats not implemented")
 }
 func (UnimplementedBackendServer) OpenFile(*KeyRequest, grpc.ServerStreamingServer[FileFrame]) error {
@@ -451,7 +453,7 @@ func _Backend_Open_Handler(srv interface{}, ctx context.Context, dec func(interf
 }
 
 func _Backend_Close_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(Empty)
+	in := new(InstanceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -463,7 +465,7 @@ func _Backend_Close_Handler(srv interface{}, ctx context.Context, dec func(inter
 		FullMethod: Backend_Close_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(BackendServer).Close(ctx, req.(*Empty))
+		return srv.(BackendServer).Close(ctx, req.(*InstanceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -656,18 +658,18 @@ func _Backend_EvictTag_Handler(srv interface{}, ctx context.Context, dec func(in
 }
 
 func _Backend_List_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(Empty)
+	m := new(InstanceRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(BackendServer).List(m, &grpc.GenericServerStream[Empty, EntryInfo]{ServerStream: stream})
+	return srv.(BackendServer).List(m, &grpc.GenericServerStream[InstanceRequest, EntryInfo]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_ListServer = grpc.ServerStreamingServer[EntryInfo]
 
 func _Backend_StorageStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(Empty)
+	in := new(InstanceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -679,7 +681,7 @@ func _Backend_StorageStats_Handler(srv interface{}, ctx context.Context, dec fun
 		FullMethod: Backend_StorageStats_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(BackendServer).StorageStats(ctx, req.(*Empty))
+		return srv.(BackendServer).StorageStats(ctx, req.(*InstanceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

@@ -1,0 +1,41 @@
+package plugins
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// helperEnv makes the test binary act as a plugin host (see helperMain), so
+// that a test can kill a host and watch its plugin.
+const helperEnv = "REGIONCACHE_PLUGINS_TEST_HELPER"
+
+// helperMain opens the plugin named by $REGIONCACHE_PLUGINS_TEST_PLUGIN,
+// prints its pid and then sleeps until killed.
+func helperMain() int {
+	b, err := Open(os.Getenv("REGIONCACHE_PLUGINS_TEST_PLUGIN"), nil)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	fmt.Println(b.pid())
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// pid returns the plugin process's pid (0 if none is running).
+func (b *Backend) pid() int {
+	b.g.mu.Lock()
+	defer b.g.mu.Unlock()
+	if b.g.cur == nil {
+		return 0
+	}
+	return b.g.cur.pid
+}
+
+// starts reports how many times the plugin process was started.
+func (b *Backend) starts() int {
+	b.g.mu.Lock()
+	defer b.g.mu.Unlock()
+	return b.g.starts
+}
