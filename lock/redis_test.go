@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -290,7 +291,10 @@ func TestRedisLockHelperProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Println("locked")
-	time.Sleep(time.Hour) // hold (and renew) until killed
+	// Hold (and renew) until killed; exit if the parent goes away (stdin
+	// closes) so that no helper outlives a crashed test.
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
 }
 
 // TestRedisLockHolderKilled: a holder killed with SIGKILL publishes nothing
@@ -306,6 +310,11 @@ func TestRedisLockHolderKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
