@@ -86,7 +86,7 @@ func checkClosedMethods(ctx context.Context, e *env) error {
 			f.Close()
 		}
 		errs = append(errs, wantClosed("OpenFile", err))
-		tmp, terr := os.CreateTemp(e.scratch, "closed-*")
+		tmp, terr := os.CreateTemp(e.scratch, "suite-*")
 		if terr != nil {
 			return terr
 		}

@@ -133,7 +133,9 @@ func (e *env) openOn(ctx context.Context, dir string) (backends.Backend, error) 
 	return b, nil
 }
 
-func (e *env) cleanup() {
+// closeAll closes every instance the check opened (again, for those it
+// closed itself: Close is idempotent).
+func (e *env) closeAll() {
 	e.mu.Lock()
 	opened := e.opened
 	e.opened = nil
@@ -141,6 +143,10 @@ func (e *env) cleanup() {
 	for _, b := range opened {
 		_ = b.Close()
 	}
+}
+
+func (e *env) cleanup() {
+	e.closeAll()
 	_ = os.RemoveAll(e.base)
 }
 
@@ -251,6 +257,14 @@ func runCheck(ctx context.Context, h Harness, cfg *config, caps backends.Capabil
 			// It finished its work just as its time ran out: a pass.
 		default:
 			err = fmt.Errorf("%s after %v: %w", why, cfg.timeout, err)
+		}
+	}
+	if err == nil {
+		// Whatever a check does, the backend must write only inside dir,
+		// also when it is closed.
+		e.closeAll()
+		if serr := e.noStrays(); serr != nil {
+			err = fmt.Errorf("the check's operations succeeded, but %w", serr)
 		}
 	}
 	e.cleanup()

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -79,6 +80,8 @@ func Faults() []Fault {
 			func(b backends.Backend, env Env) backends.Backend { return IgnoresContext(b, env.Locks) }},
 		{"never-expires", "expiry", "declares a storage TTL and never expires anything",
 			func(b backends.Backend, env Env) backends.Backend { return NeverExpires(b, env.TTL) }},
+		{"naive-file-names", "keys/hostile", "also writes each value to the file dir/key, so that \"../x\" escapes dir",
+			func(b backends.Backend, env Env) backends.Backend { return WritesOutsideDir(b, env.Dir) }},
 		{"truncates-files", "files/copy", "StoreFile reads the file from its current offset instead of from the start",
 			func(b backends.Backend, env Env) backends.Backend { return TruncatesFiles(b, env.Dir) }},
 	}
@@ -277,6 +280,29 @@ func (c ctxIgnorer) Lock(ctx context.Context, key string) (lock.Handle, error) {
 }
 func (c ctxIgnorer) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
 	return c.k.TryLock(ctx, key)
+}
+
+// WritesOutsideDir returns b that also writes each payload to the file
+// filepath.Join(dir, key), the classic path-traversal bug: a key such as
+// "../x" lands outside dir. Write errors are ignored; reads come from b.
+func WritesOutsideDir(b backends.Backend, dir string) backends.Backend {
+	return &naiveFiles{wrapped{b}, dir}
+}
+
+type naiveFiles struct {
+	wrapped
+	dir string
+}
+
+func (n *naiveFiles) Set(ctx context.Context, k string, e backends.Entry) error {
+	if err := n.b.Set(ctx, k, e); err != nil {
+		return err
+	}
+	p := filepath.Join(n.dir, k)
+	if st, err := os.Stat(filepath.Dir(p)); err == nil && st.IsDir() {
+		_ = os.WriteFile(p, e.Payload, 0o644)
+	}
+	return nil
 }
 
 // WithStorageTTL returns b retiring each entry ttl after it was written, and
