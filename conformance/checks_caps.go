@@ -33,8 +33,11 @@ func checkExpiry(ctx context.Context, e *env) error {
 	if got := backends.StorageTTL(b); got <= 0 {
 		return fmt.Errorf("StorageTTL() of an instance opened with a TTL of %v is %v", ttl, got)
 	}
-	ent := newEntry([]byte("expiring"), 1)
+	// start is taken before the entry's Created so that a backend judging
+	// expiry from Created, from the time of the write or from the end of
+	// Set is never seen as expiring early.
 	start := time.Now()
+	ent := newEntry([]byte("expiring"), 1)
 	if err := set(ctx, b, "k", ent); err != nil {
 		return err
 	}
