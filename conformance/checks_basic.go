@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -72,12 +73,31 @@ func checkLarge(ctx context.Context, e *env) error {
 	if int64(int(n)) != n {
 		return skipf("large value size %d does not fit in memory on this platform", n)
 	}
-	ent := newEntry(pattern(uint64(n), int(n)), 3, "large")
+	// Only a digest of the value is kept while the backend holds it, so
+	// that the suite adds one copy, not two, to what the backend uses.
+	payload := pattern(uint64(n), int(n))
+	sum := sha256.Sum256(payload)
+	ent := newEntry(payload, 3, "large")
 	if err := set(ctx, b, "large", ent); err != nil {
 		return fmt.Errorf("%d-byte value: %w", n, err)
 	}
-	if err := e.expect(ctx, b, "large", ent); err != nil {
-		return fmt.Errorf("%d-byte value: %w", n, err)
+	payload, ent.Payload = nil, nil
+	if e.discards() {
+		if err := expectMiss(ctx, b, "large", "a backend that declares discards keeps nothing"); err != nil {
+			return err
+		}
+	} else {
+		got, err := b.Get(ctx, "large")
+		if err != nil {
+			return fmt.Errorf("Get of the %d-byte value: %w", n, err)
+		}
+		if int64(len(got.Payload)) != n || sha256.Sum256(got.Payload) != sum {
+			return fmt.Errorf("Get of the %d-byte value: %s", n, diffBytes(got.Payload, pattern(uint64(n), int(n))))
+		}
+		got.Payload = nil
+		if err := e.sameEntry(got, ent); err != nil {
+			return fmt.Errorf("Get of the %d-byte value: %w", n, err)
+		}
 	}
 	// A small neighbour must not be disturbed by the large one.
 	small := newEntry([]byte("small"), 3)
