@@ -52,9 +52,10 @@ func TestBrokenBackendsAreCaught(t *testing.T) {
 // implementations of the capabilities the broken ones get wrong.
 func TestCorrectWrappersPass(t *testing.T) {
 	mustPass := map[string][]string{
-		"keyed-lock":  {"lock/exclusive", "lock/trylock", "lock/unlock-elsewhere", "lock/release-twice", "lock/cancel"},
-		"storage-ttl": {"expiry"},
-		"files":       {"files/copy", "files/move"},
+		"keyed-lock":   {"lock/exclusive", "lock/trylock", "lock/unlock-elsewhere", "lock/release-twice", "lock/cancel"},
+		"context-lock": {"lock/exclusive", "lock/trylock", "lock/unlock-elsewhere", "lock/release-twice", "lock/cancel", "lock/owner-context"},
+		"storage-ttl":  {"expiry"},
+		"files":        {"files/copy", "files/move"},
 	}
 	for _, f := range brokentest.Correct() {
 		t.Run(f.Name, func(t *testing.T) {

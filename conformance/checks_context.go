@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/lock"
 )
 
 func isCtxErr(err error) bool {
@@ -179,7 +180,7 @@ func (e *env) cancelledOps(live, dead context.Context, b backends.Backend, prese
 			if h == nil {
 				return errors.New("lock: Lock returned a nil handle and no error")
 			}
-			if err := h.Unlock(); err != nil {
+			if err := h.Unlock(); err != nil && !(e.h.LockEndsWithContext && errors.Is(err, lock.ErrLost)) {
 				return fmt.Errorf("releasing a lock taken with an ended context: %w", err)
 			}
 		}
@@ -188,7 +189,7 @@ func (e *env) cancelledOps(live, dead context.Context, b backends.Backend, prese
 			return err
 		}
 		if err == nil && ok {
-			if err := h.Unlock(); err != nil {
+			if err := h.Unlock(); err != nil && !(e.h.LockEndsWithContext && errors.Is(err, lock.ErrLost)) {
 				return fmt.Errorf("releasing a lock taken with an ended context: %w", err)
 			}
 		}

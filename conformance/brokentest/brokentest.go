@@ -58,32 +58,38 @@ type Fault struct {
 	Description string
 	// Wrap wraps b, typically a memory backend.
 	Wrap func(b backends.Backend, env Env) backends.Backend
+	// LockEndsWithContext is copied to the harness: the wrapper claims a
+	// lock that is freed when its owner's context ends.
+	LockEndsWithContext bool
 }
 
 // Faults returns the deliberately broken wrappers, each with the check that
 // must catch it.
 func Faults() []Fault {
 	return []Fault{
-		{"drops-large-values", "roundtrip/large", "silently drops writes whose payload exceeds 1 MiB",
-			func(b backends.Backend, _ Env) backends.Backend { return DropsLargeValues(b) }},
-		{"ignores-delete", "delete/present", "Delete reports success and deletes nothing",
-			func(b backends.Backend, _ Env) backends.Backend { return IgnoresDelete(b) }},
-		{"loses-metadata", "metadata", "keeps Created to the microsecond only and drops Tags",
-			func(b backends.Backend, _ Env) backends.Backend { return LosesMetadata(b) }},
-		{"swaps-values", "concurrent", "under concurrent use, Get returns the entry last written under any key",
-			func(b backends.Backend, _ Env) backends.Backend { return SwapsValuesUnderConcurrency(b) }},
-		{"non-exclusive-lock", "lock/exclusive", "declares a lock that never excludes anybody",
-			func(b backends.Backend, _ Env) backends.Backend { return NonExclusiveLock(b) }},
-		{"ignores-close", "close/methods", "Close does nothing: the backend keeps working",
-			func(b backends.Backend, _ Env) backends.Backend { return IgnoresClose(b) }},
-		{"ignores-context", "lock/cancel", "its lock waits for a held key even after the caller's context ends",
-			func(b backends.Backend, env Env) backends.Backend { return IgnoresContext(b, env.Locks) }},
-		{"never-expires", "expiry", "declares a storage TTL and never expires anything",
-			func(b backends.Backend, env Env) backends.Backend { return NeverExpires(b, env.TTL) }},
-		{"naive-file-names", "keys/hostile", "also writes each value to the file dir/key, so that \"../x\" escapes dir",
-			func(b backends.Backend, env Env) backends.Backend { return WritesOutsideDir(b, env.Dir) }},
-		{"truncates-files", "files/copy", "StoreFile reads the file from its current offset instead of from the start",
-			func(b backends.Backend, env Env) backends.Backend { return TruncatesFiles(b, env.Dir) }},
+		{Name: "drops-large-values", Check: "roundtrip/large", Description: "silently drops writes whose payload exceeds 1 MiB",
+			Wrap: func(b backends.Backend, _ Env) backends.Backend { return DropsLargeValues(b) }},
+		{Name: "ignores-delete", Check: "delete/present", Description: "Delete reports success and deletes nothing",
+			Wrap: func(b backends.Backend, _ Env) backends.Backend { return IgnoresDelete(b) }},
+		{Name: "loses-metadata", Check: "metadata", Description: "keeps Created to the microsecond only and drops Tags",
+			Wrap: func(b backends.Backend, _ Env) backends.Backend { return LosesMetadata(b) }},
+		{Name: "swaps-values", Check: "concurrent", Description: "under concurrent use, Get returns the entry last written under any key",
+			Wrap: func(b backends.Backend, _ Env) backends.Backend { return SwapsValuesUnderConcurrency(b) }},
+		{Name: "non-exclusive-lock", Check: "lock/exclusive", Description: "declares a lock that never excludes anybody",
+			Wrap: func(b backends.Backend, _ Env) backends.Backend { return NonExclusiveLock(b) }},
+		{Name: "ignores-close", Check: "close/methods", Description: "Close does nothing: the backend keeps working",
+			Wrap: func(b backends.Backend, _ Env) backends.Backend { return IgnoresClose(b) }},
+		{Name: "ignores-context", Check: "lock/cancel", Description: "its lock waits for a held key even after the caller's context ends",
+			Wrap: func(b backends.Backend, env Env) backends.Backend { return IgnoresContext(b, env.Locks) }},
+		{Name: "never-expires", Check: "expiry", Description: "declares a storage TTL and never expires anything",
+			Wrap: func(b backends.Backend, env Env) backends.Backend { return NeverExpires(b, env.TTL) }},
+		{Name: "lock-outlives-context", Check: "lock/owner-context", LockEndsWithContext: true,
+			Description: "claims a lock freed when its owner's context ends, but keeps it until Unlock",
+			Wrap:        func(b backends.Backend, env Env) backends.Backend { return WithLock(b, env.Locks) }},
+		{Name: "naive-file-names", Check: "keys/hostile", Description: "also writes each value to the file dir/key, so that \"../x\" escapes dir",
+			Wrap: func(b backends.Backend, env Env) backends.Backend { return WritesOutsideDir(b, env.Dir) }},
+		{Name: "truncates-files", Check: "files/copy", Description: "StoreFile reads the file from its current offset instead of from the start",
+			Wrap: func(b backends.Backend, env Env) backends.Backend { return TruncatesFiles(b, env.Dir) }},
 	}
 }
 
@@ -91,12 +97,15 @@ func Faults() []Fault {
 // the suite must pass them.
 func Correct() []Fault {
 	return []Fault{
-		{"keyed-lock", "", "a lock (lock.Keyed shared by the instances on one directory)",
-			func(b backends.Backend, env Env) backends.Backend { return WithLock(b, env.Locks) }},
-		{"storage-ttl", "", "storage expiry judged from the time of each write",
-			func(b backends.Backend, env Env) backends.Backend { return WithStorageTTL(b, env.TTL) }},
-		{"files", "", "file streaming through temporary files in the instance's directory",
-			func(b backends.Backend, env Env) backends.Backend { return WithFiles(b, env.Dir) }},
+		{Name: "keyed-lock", Check: "", Description: "a lock (lock.Keyed shared by the instances on one directory)",
+			Wrap: func(b backends.Backend, env Env) backends.Backend { return WithLock(b, env.Locks) }},
+		{Name: "context-lock", LockEndsWithContext: true,
+			Description: "a lock freed when the context it was taken with ends",
+			Wrap:        func(b backends.Backend, env Env) backends.Backend { return WithContextLock(b, env.Locks) }},
+		{Name: "storage-ttl", Check: "", Description: "storage expiry judged from the time of each write",
+			Wrap: func(b backends.Backend, env Env) backends.Backend { return WithStorageTTL(b, env.TTL) }},
+		{Name: "files", Check: "", Description: "file streaming through temporary files in the instance's directory",
+			Wrap: func(b backends.Backend, env Env) backends.Backend { return WithFiles(b, env.Dir) }},
 	}
 }
 
@@ -132,8 +141,9 @@ func (f Fault) Harness() conformance.Harness {
 		return f.Wrap(m, Env{Dir: dir, Locks: k, TTL: ttl}), nil
 	}
 	h := conformance.Harness{
-		Name: f.Name,
-		Open: func(ctx context.Context, dir string) (backends.Backend, error) { return open(dir, 0) },
+		Name:                f.Name,
+		LockEndsWithContext: f.LockEndsWithContext,
+		Open:                func(ctx context.Context, dir string) (backends.Backend, error) { return open(dir, 0) },
 	}
 	if backends.Has(f.Wrap(memory.New(), Env{Locks: lock.NewKeyed(), TTL: time.Second}), backends.CapStorageExpiry) {
 		h.OpenWithTTL = func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error) {
@@ -280,6 +290,78 @@ func (c ctxIgnorer) Lock(ctx context.Context, key string) (lock.Handle, error) {
 }
 func (c ctxIgnorer) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
 	return c.k.TryLock(ctx, key)
+}
+
+// WithContextLock returns b with a lock built on k that is also freed when
+// the context it was taken with ends; the owner's later Unlock then reports
+// lock.ErrLost. Taking it with a context that has already ended fails with
+// the context's error.
+func WithContextLock(b backends.Backend, k *lock.Keyed) backends.Backend {
+	return &withLocker{wrapped{b}, ctxLocker{k}}
+}
+
+type ctxLocker struct{ k *lock.Keyed }
+
+func (c ctxLocker) Lock(ctx context.Context, key string) (lock.Handle, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h, err := c.k.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return watch(ctx, h), nil
+}
+
+func (c ctxLocker) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	h, ok, err := c.k.TryLock(ctx, key)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return watch(ctx, h), true, nil
+}
+
+// ctxHandle is a held lock that its context's end releases.
+type ctxHandle struct {
+	inner lock.Handle
+	stop  chan struct{}
+	mu    sync.Mutex
+	state int // 0 held, 1 released by Unlock, 2 lost to the context
+}
+
+func watch(ctx context.Context, h lock.Handle) *ctxHandle {
+	ch := &ctxHandle{inner: h, stop: make(chan struct{})}
+	go func() {
+		select {
+		case <-ctx.Done():
+			ch.mu.Lock()
+			if ch.state == 0 {
+				ch.state = 2
+				_ = ch.inner.Unlock()
+			}
+			ch.mu.Unlock()
+		case <-ch.stop:
+		}
+	}()
+	return ch
+}
+
+func (h *ctxHandle) Unlock() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch h.state {
+	case 1:
+		return lock.ErrReleased
+	case 2:
+		h.state = 1
+		return lock.ErrLost
+	}
+	h.state = 1
+	close(h.stop)
+	return h.inner.Unlock()
 }
 
 // WritesOutsideDir returns b that also writes each payload to the file
