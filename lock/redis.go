@@ -70,6 +70,7 @@ type Redis struct {
 	ready   chan struct{} // closed once the subscription is confirmed
 	ps      *redis.PubSub
 	closed  bool
+	stop    chan struct{} // closed by Close
 	subDone chan struct{}
 }
 
@@ -99,6 +100,7 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		renew:   opts.RenewInterval,
 		waiters: make(map[string]chan struct{}),
 		ready:   make(chan struct{}),
+		stop:    make(chan struct{}),
 		subDone: make(chan struct{}),
 	}
 }
@@ -186,6 +188,10 @@ func (r *Redis) lockRedis(ctx context.Context, key string) (*RedisHandle, error)
 		wake := r.waitChan(rkey)
 		if !subscribed {
 			subscribed = r.awaitSubscription(ctx, pttl)
+			if err := ctx.Err(); err != nil {
+				r.dropWait(rkey, wake)
+				return nil, err
+			}
 		}
 		ok, pttl, err = r.try(ctx, rkey, token)
 		if err != nil {
@@ -240,6 +246,7 @@ func (r *Redis) Close() error {
 		return nil
 	}
 	r.closed = true
+	close(r.stop)
 	ps, started := r.ps, r.started
 	for k, ch := range r.waiters {
 		close(ch)
@@ -336,10 +343,9 @@ func (r *Redis) receive(ps *redis.PubSub) {
 	for {
 		if !subscribed {
 			if err := ps.Subscribe(ctx, r.channel); err != nil {
-				if r.isClosed() {
+				if !r.pause(backoff) {
 					return
 				}
-				time.Sleep(backoff)
 				backoff = min(2*backoff, 2*time.Second)
 				continue
 			}
@@ -355,7 +361,9 @@ func (r *Redis) receive(ps *redis.PubSub) {
 				_ = ps.Ping(ctx) // keep the idle connection checked
 				continue
 			}
-			time.Sleep(backoff) // Redis unreachable: retry without spinning
+			if !r.pause(backoff) { // Redis unreachable: retry without spinning
+				return
+			}
 			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
@@ -373,6 +381,18 @@ func (r *Redis) receive(ps *redis.PubSub) {
 		case *redis.Message:
 			r.wake(m.Payload)
 		}
+	}
+}
+
+// pause waits d, and reports false if the locker was closed meanwhile.
+func (r *Redis) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return !r.isClosed()
+	case <-r.stop:
+		return false
 	}
 }
 
