@@ -337,7 +337,7 @@ func (b *Backend) conn() (*proc, uint64, error) {
 	defer cancel()
 	resp, err := p.rpc.Open(ctx, &pb.OpenRequest{Args: b.argsPB})
 	if err != nil {
-		return nil, 0, b.fail(nil, p, err)
+		return nil, 0, b.fail(context.Background(), p, err)
 	}
 	if b.gen == 0 {
 		b.caps = backends.Capabilities(resp.Capabilities) &^ backends.CapKeepsValues
@@ -393,7 +393,7 @@ func (b *Backend) Close() error {
 		_, cerr := p.rpc.Close(ctx, &pb.InstanceRequest{Instance: b.id})
 		cancel()
 		if cerr != nil {
-			err = b.fail(nil, p, cerr)
+			err = b.fail(context.Background(), p, cerr)
 		}
 	}
 	b.mu.Unlock()
@@ -616,12 +616,6 @@ func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
 	return n, err
 }
 
-// errStop marks an error returned by List's fn, so that it reaches the
-// caller as it is.
-type errStop struct{ err error }
-
-func (e errStop) Error() string { return e.err.Error() }
-
 // List implements backends.Lister (capability list).
 func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) error {
 	if b.caps&backends.CapList == 0 {
@@ -731,7 +725,7 @@ func (h *remoteHandle) Unlock() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := h.p.rpc.Unlock(ctx, &pb.UnlockRequest{Handle: h.id}); err != nil {
-		err = h.b.fail(nil, h.p, err)
+		err = h.b.fail(context.Background(), h.p, err)
 		if errors.Is(err, ErrPluginExited) {
 			return fmt.Errorf("%w: %w", lock.ErrLost, err)
 		}
