@@ -669,7 +669,9 @@ func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
 
 // Locker implements backends.Locking (capability lock): the plugin's own
 // lock. Lock waits in the plugin and honours ctx: cancelling it cancels the
-// wait there. A handle taken before the plugin restarted reports
+// wait there. The context the plugin's backend took the lock with ends when
+// ctx ends (not when the call returns), so a lock bound to its context keeps
+// that meaning. A handle taken before the plugin restarted reports
 // lock.ErrLost on Unlock.
 func (b *Backend) Locker() lock.Locker { return remoteLocker{b} }
 
@@ -680,6 +682,7 @@ type remoteHandle struct {
 	p        *proc
 	id       uint64
 	released atomic.Bool
+	stop     func() bool // stops forwarding the end of the Lock context
 }
 
 func (l remoteLocker) lock(ctx context.Context, key string, try bool) (lock.Handle, bool, error) {
@@ -703,7 +706,15 @@ func (l remoteLocker) lock(ctx context.Context, key string, try bool) (lock.Hand
 	if !r.Acquired {
 		return nil, false, nil
 	}
-	return &remoteHandle{b: b, p: p, id: r.Handle}, true, nil
+	h := &remoteHandle{b: b, p: p, id: r.Handle}
+	h.stop = context.AfterFunc(ctx, func() {
+		if !h.released.Load() && p.alive() {
+			c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, _ = p.rpc.LockContextDone(c, &pb.UnlockRequest{Handle: h.id})
+		}
+	})
+	return h, true, nil
 }
 
 func (l remoteLocker) Lock(ctx context.Context, key string) (lock.Handle, error) {
@@ -719,6 +730,7 @@ func (h *remoteHandle) Unlock() error {
 	if h.released.Swap(true) {
 		return fmt.Errorf("plugin %s: %w", h.b.cfg.name, lock.ErrReleased)
 	}
+	h.stop()
 	if !h.p.alive() {
 		return fmt.Errorf("plugin %s: %w: the plugin process holding it exited", h.b.cfg.name, lock.ErrLost)
 	}

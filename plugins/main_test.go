@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/regioncache/regioncache/conformance/brokentest"
 )
 
 // binDir holds the plugin binaries the tests launch, built once by TestMain
@@ -46,7 +48,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building the bolt example plugin:", err)
 		return 1
 	}
-	for _, n := range testPlugins {
+	names := testPlugins
+	for _, f := range append(brokentest.Faults(), brokentest.Correct()...) {
+		names = append(names, "fault-"+f.Name)
+	}
+	for _, n := range names {
 		if err := copyFile(built, pluginPath(n)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

@@ -61,12 +61,19 @@ type server struct {
 	nextID    atomic.Uint64
 	tmu       sync.Mutex
 	transfers map[uint64][]byte
-	handles   map[uint64]lock.Handle
+	handles   map[uint64]heldLock
+}
+
+// heldLock is a lock held for the host, with the cancel function of the
+// context it was taken with.
+type heldLock struct {
+	h      lock.Handle
+	cancel context.CancelFunc
 }
 
 func newServer(f backends.Factory) *server {
 	return &server{factory: f, instances: make(map[uint64]backends.Backend),
-		transfers: make(map[uint64][]byte), handles: make(map[uint64]lock.Handle)}
+		transfers: make(map[uint64][]byte), handles: make(map[uint64]heldLock)}
 }
 
 func (s *server) backend(id uint64) (backends.Backend, error) {
@@ -344,12 +351,23 @@ func (s *server) locker(id uint64) (lock.Locker, error) {
 	return l, nil
 }
 
-func (s *server) keep(h lock.Handle) uint64 {
+func (s *server) keep(h lock.Handle, cancel context.CancelFunc) uint64 {
 	id := s.nextID.Add(1)
 	s.tmu.Lock()
-	s.handles[id] = h
+	s.handles[id] = heldLock{h, cancel}
 	s.tmu.Unlock()
 	return id
+}
+
+// lockContext returns the context a lock is taken with: cancelled if the
+// call's context ends while the lock is being taken, but not when the call
+// returns (a lock bound to its context must outlive the RPC); the host ends
+// it with LockContextDone. settle reports whether the call's context ended
+// during the attempt.
+func lockContext(call context.Context) (ctx context.Context, cancel context.CancelFunc, settle func() bool) {
+	ctx, cancel = context.WithCancel(context.WithoutCancel(call))
+	stop := context.AfterFunc(call, cancel)
+	return ctx, cancel, func() bool { return !stop() || call.Err() != nil }
 }
 
 func (s *server) Lock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse, error) {
@@ -357,17 +375,24 @@ func (s *server) Lock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse
 	if err != nil {
 		return nil, err
 	}
-	h, err := l.Lock(ctx, string(req.Key))
+	lctx, cancel, settle := lockContext(ctx)
+	h, err := l.Lock(lctx, string(req.Key))
+	ended := settle()
 	if err != nil {
+		cancel()
+		if ended {
+			return nil, toStatus(ctx.Err())
+		}
 		return nil, toStatus(err)
 	}
-	if err := ctx.Err(); err != nil {
+	if ended {
 		// The host gave up while the lock was being taken: nobody would
 		// ever release it.
 		_ = h.Unlock()
-		return nil, toStatus(err)
+		cancel()
+		return nil, toStatus(ctx.Err())
 	}
-	return &pb.LockResponse{Acquired: true, Handle: s.keep(h)}, nil
+	return &pb.LockResponse{Acquired: true, Handle: s.keep(h, cancel)}, nil
 }
 
 func (s *server) TryLock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse, error) {
@@ -375,29 +400,42 @@ func (s *server) TryLock(ctx context.Context, req *pb.KeyRequest) (*pb.LockRespo
 	if err != nil {
 		return nil, err
 	}
-	h, ok, err := l.TryLock(ctx, string(req.Key))
-	if err != nil {
-		return nil, toStatus(err)
+	lctx, cancel, settle := lockContext(ctx)
+	h, ok, err := l.TryLock(lctx, string(req.Key))
+	ended := settle()
+	if err != nil || !ok {
+		cancel()
+		return &pb.LockResponse{}, toStatus(err)
 	}
-	if !ok {
-		return &pb.LockResponse{}, nil
-	}
-	if err := ctx.Err(); err != nil {
+	if ended {
 		_ = h.Unlock()
-		return nil, toStatus(err)
+		cancel()
+		return nil, toStatus(ctx.Err())
 	}
-	return &pb.LockResponse{Acquired: true, Handle: s.keep(h)}, nil
+	return &pb.LockResponse{Acquired: true, Handle: s.keep(h, cancel)}, nil
 }
 
 func (s *server) Unlock(ctx context.Context, req *pb.UnlockRequest) (*pb.Empty, error) {
 	s.tmu.Lock()
-	h, ok := s.handles[req.Handle]
+	hl, ok := s.handles[req.Handle]
 	delete(s.handles, req.Handle)
 	s.tmu.Unlock()
 	if !ok {
 		return nil, toStatus(lock.ErrReleased)
 	}
-	return &pb.Empty{}, toStatus(h.Unlock())
+	err := hl.h.Unlock()
+	hl.cancel()
+	return &pb.Empty{}, toStatus(err)
+}
+
+func (s *server) LockContextDone(ctx context.Context, req *pb.UnlockRequest) (*pb.Empty, error) {
+	s.tmu.Lock()
+	hl, ok := s.handles[req.Handle]
+	s.tmu.Unlock()
+	if ok {
+		hl.cancel()
+	}
+	return &pb.Empty{}, nil
 }
 
 func (s *server) EvictTag(ctx context.Context, req *pb.TagRequest) (*pb.CountResponse, error) {

@@ -1242,7 +1242,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12/\n" +
 	"\x04meta\x18\x02 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data2\xb7\v\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data2\x8e\f\n" +
 	"\aBackend\x12O\n" +
 	"\x04Open\x12\".regioncache.plugin.v1.OpenRequest\x1a#.regioncache.plugin.v1.OpenResponse\x12M\n" +
 	"\x05Close\x12&.regioncache.plugin.v1.InstanceRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12L\n" +
@@ -1256,7 +1256,8 @@ const file_backend_proto_rawDesc = "" +
 	"\vDeleteMulti\x12\".regioncache.plugin.v1.KeysRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12N\n" +
 	"\x04Lock\x12!.regioncache.plugin.v1.KeyRequest\x1a#.regioncache.plugin.v1.LockResponse\x12Q\n" +
 	"\aTryLock\x12!.regioncache.plugin.v1.KeyRequest\x1a#.regioncache.plugin.v1.LockResponse\x12L\n" +
-	"\x06Unlock\x12$.regioncache.plugin.v1.UnlockRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12S\n" +
+	"\x06Unlock\x12$.regioncache.plugin.v1.UnlockRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12U\n" +
+	"\x0fLockContextDone\x12$.regioncache.plugin.v1.UnlockRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12S\n" +
 	"\bEvictTag\x12!.regioncache.plugin.v1.TagRequest\x1a$.regioncache.plugin.v1.CountResponse\x12R\n" +
 	"\x04List\x12&.regioncache.plugin.v1.InstanceRequest\x1a .regioncache.plugin.v1.EntryInfo0\x01\x12\\\n" +
 	"\fStorageStats\x12&.regioncache.plugin.v1.InstanceRequest\x1a$.regioncache.plugin.v1.StatsResponse\x12Q\n" +
@@ -1320,31 +1321,33 @@ var file_backend_proto_depIdxs = []int32{
 	5,  // 17: regioncache.plugin.v1.Backend.Lock:input_type -> regioncache.plugin.v1.KeyRequest
 	5,  // 18: regioncache.plugin.v1.Backend.TryLock:input_type -> regioncache.plugin.v1.KeyRequest
 	14, // 19: regioncache.plugin.v1.Backend.Unlock:input_type -> regioncache.plugin.v1.UnlockRequest
-	15, // 20: regioncache.plugin.v1.Backend.EvictTag:input_type -> regioncache.plugin.v1.TagRequest
-	4,  // 21: regioncache.plugin.v1.Backend.List:input_type -> regioncache.plugin.v1.InstanceRequest
-	4,  // 22: regioncache.plugin.v1.Backend.StorageStats:input_type -> regioncache.plugin.v1.InstanceRequest
-	5,  // 23: regioncache.plugin.v1.Backend.OpenFile:input_type -> regioncache.plugin.v1.KeyRequest
-	19, // 24: regioncache.plugin.v1.Backend.StoreFile:input_type -> regioncache.plugin.v1.FileFrame
-	2,  // 25: regioncache.plugin.v1.Backend.Open:output_type -> regioncache.plugin.v1.OpenResponse
-	0,  // 26: regioncache.plugin.v1.Backend.Close:output_type -> regioncache.plugin.v1.Empty
-	7,  // 27: regioncache.plugin.v1.Backend.Get:output_type -> regioncache.plugin.v1.GetResponse
-	10, // 28: regioncache.plugin.v1.Backend.Fetch:output_type -> regioncache.plugin.v1.Chunk
-	0,  // 29: regioncache.plugin.v1.Backend.Set:output_type -> regioncache.plugin.v1.Empty
-	0,  // 30: regioncache.plugin.v1.Backend.SetStream:output_type -> regioncache.plugin.v1.Empty
-	0,  // 31: regioncache.plugin.v1.Backend.Delete:output_type -> regioncache.plugin.v1.Empty
-	8,  // 32: regioncache.plugin.v1.Backend.GetMulti:output_type -> regioncache.plugin.v1.GetMultiResponse
-	0,  // 33: regioncache.plugin.v1.Backend.SetMulti:output_type -> regioncache.plugin.v1.Empty
-	0,  // 34: regioncache.plugin.v1.Backend.DeleteMulti:output_type -> regioncache.plugin.v1.Empty
-	13, // 35: regioncache.plugin.v1.Backend.Lock:output_type -> regioncache.plugin.v1.LockResponse
-	13, // 36: regioncache.plugin.v1.Backend.TryLock:output_type -> regioncache.plugin.v1.LockResponse
-	0,  // 37: regioncache.plugin.v1.Backend.Unlock:output_type -> regioncache.plugin.v1.Empty
-	16, // 38: regioncache.plugin.v1.Backend.EvictTag:output_type -> regioncache.plugin.v1.CountResponse
-	17, // 39: regioncache.plugin.v1.Backend.List:output_type -> regioncache.plugin.v1.EntryInfo
-	18, // 40: regioncache.plugin.v1.Backend.StorageStats:output_type -> regioncache.plugin.v1.StatsResponse
-	19, // 41: regioncache.plugin.v1.Backend.OpenFile:output_type -> regioncache.plugin.v1.FileFrame
-	0,  // 42: regioncache.plugin.v1.Backend.StoreFile:output_type -> regioncache.plugin.v1.Empty
-	25, // [25:43] is the sub-list for method output_type
-	7,  // [7:25] is the sub-list for method input_type
+	14, // 20: regioncache.plugin.v1.Backend.LockContextDone:input_type -> regioncache.plugin.v1.UnlockRequest
+	15, // 21: regioncache.plugin.v1.Backend.EvictTag:input_type -> regioncache.plugin.v1.TagRequest
+	4,  // 22: regioncache.plugin.v1.Backend.List:input_type -> regioncache.plugin.v1.InstanceRequest
+	4,  // 23: regioncache.plugin.v1.Backend.StorageStats:input_type -> regioncache.plugin.v1.InstanceRequest
+	5,  // 24: regioncache.plugin.v1.Backend.OpenFile:input_type -> regioncache.plugin.v1.KeyRequest
+	19, // 25: regioncache.plugin.v1.Backend.StoreFile:input_type -> regioncache.plugin.v1.FileFrame
+	2,  // 26: regioncache.plugin.v1.Backend.Open:output_type -> regioncache.plugin.v1.OpenResponse
+	0,  // 27: regioncache.plugin.v1.Backend.Close:output_type -> regioncache.plugin.v1.Empty
+	7,  // 28: regioncache.plugin.v1.Backend.Get:output_type -> regioncache.plugin.v1.GetResponse
+	10, // 29: regioncache.plugin.v1.Backend.Fetch:output_type -> regioncache.plugin.v1.Chunk
+	0,  // 30: regioncache.plugin.v1.Backend.Set:output_type -> regioncache.plugin.v1.Empty
+	0,  // 31: regioncache.plugin.v1.Backend.SetStream:output_type -> regioncache.plugin.v1.Empty
+	0,  // 32: regioncache.plugin.v1.Backend.Delete:output_type -> regioncache.plugin.v1.Empty
+	8,  // 33: regioncache.plugin.v1.Backend.GetMulti:output_type -> regioncache.plugin.v1.GetMultiResponse
+	0,  // 34: regioncache.plugin.v1.Backend.SetMulti:output_type -> regioncache.plugin.v1.Empty
+	0,  // 35: regioncache.plugin.v1.Backend.DeleteMulti:output_type -> regioncache.plugin.v1.Empty
+	13, // 36: regioncache.plugin.v1.Backend.Lock:output_type -> regioncache.plugin.v1.LockResponse
+	13, // 37: regioncache.plugin.v1.Backend.TryLock:output_type -> regioncache.plugin.v1.LockResponse
+	0,  // 38: regioncache.plugin.v1.Backend.Unlock:output_type -> regioncache.plugin.v1.Empty
+	0,  // 39: regioncache.plugin.v1.Backend.LockContextDone:output_type -> regioncache.plugin.v1.Empty
+	16, // 40: regioncache.plugin.v1.Backend.EvictTag:output_type -> regioncache.plugin.v1.CountResponse
+	17, // 41: regioncache.plugin.v1.Backend.List:output_type -> regioncache.plugin.v1.EntryInfo
+	18, // 42: regioncache.plugin.v1.Backend.StorageStats:output_type -> regioncache.plugin.v1.StatsResponse
+	19, // 43: regioncache.plugin.v1.Backend.OpenFile:output_type -> regioncache.plugin.v1.FileFrame
+	0,  // 44: regioncache.plugin.v1.Backend.StoreFile:output_type -> regioncache.plugin.v1.Empty
+	26, // [26:45] is the sub-list for method output_type
+	7,  // [7:26] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name

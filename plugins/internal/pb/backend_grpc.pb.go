@@ -43,24 +43,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Backend_Open_FullMethodName         = "/regioncache.plugin.v1.Backend/Open"
-	Backend_Close_FullMethodName        = "/regioncache.plugin.v1.Backend/Close"
-	Backend_Get_FullMethodName          = "/regioncache.plugin.v1.Backend/Get"
-	Backend_Fetch_FullMethodName        = "/regioncache.plugin.v1.Backend/Fetch"
-	Backend_Set_FullMethodName          = "/regioncache.plugin.v1.Backend/Set"
-	Backend_SetStream_FullMethodName    = "/regioncache.plugin.v1.Backend/SetStream"
-	Backend_Delete_FullMethodName       = "/regioncache.plugin.v1.Backend/Delete"
-	Backend_GetMulti_FullMethodName     = "/regioncache.plugin.v1.Backend/GetMulti"
-	Backend_SetMulti_FullMethodName     = "/regioncache.plugin.v1.Backend/SetMulti"
-	Backend_DeleteMulti_FullMethodName  = "/regioncache.plugin.v1.Backend/DeleteMulti"
-	Backend_Lock_FullMethodName         = "/regioncache.plugin.v1.Backend/Lock"
-	Backend_TryLock_FullMethodName      = "/regioncache.plugin.v1.Backend/TryLock"
-	Backend_Unlock_FullMethodName       = "/regioncache.plugin.v1.Backend/Unlock"
-	Backend_EvictTag_FullMethodName     = "/regioncache.plugin.v1.Backend/EvictTag"
-	Backend_List_FullMethodName         = "/regioncache.plugin.v1.Backend/List"
-	Backend_StorageStats_FullMethodName = "/regioncache.plugin.v1.Backend/StorageStats"
-	Backend_OpenFile_FullMethodName     = "/regioncache.plugin.v1.Backend/OpenFile"
-	Backend_StoreFile_FullMethodName    = "/regioncache.plugin.v1.Backend/StoreFile"
+	Backend_Open_FullMethodName            = "/regioncache.plugin.v1.Backend/Open"
+	Backend_Close_FullMethodName           = "/regioncache.plugin.v1.Backend/Close"
+	Backend_Get_FullMethodName             = "/regioncache.plugin.v1.Backend/Get"
+	Backend_Fetch_FullMethodName           = "/regioncache.plugin.v1.Backend/Fetch"
+	Backend_Set_FullMethodName             = "/regioncache.plugin.v1.Backend/Set"
+	Backend_SetStream_FullMethodName       = "/regioncache.plugin.v1.Backend/SetStream"
+	Backend_Delete_FullMethodName          = "/regioncache.plugin.v1.Backend/Delete"
+	Backend_GetMulti_FullMethodName        = "/regioncache.plugin.v1.Backend/GetMulti"
+	Backend_SetMulti_FullMethodName        = "/regioncache.plugin.v1.Backend/SetMulti"
+	Backend_DeleteMulti_FullMethodName     = "/regioncache.plugin.v1.Backend/DeleteMulti"
+	Backend_Lock_FullMethodName            = "/regioncache.plugin.v1.Backend/Lock"
+	Backend_TryLock_FullMethodName         = "/regioncache.plugin.v1.Backend/TryLock"
+	Backend_Unlock_FullMethodName          = "/regioncache.plugin.v1.Backend/Unlock"
+	Backend_LockContextDone_FullMethodName = "/regioncache.plugin.v1.Backend/LockContextDone"
+	Backend_EvictTag_FullMethodName        = "/regioncache.plugin.v1.Backend/EvictTag"
+	Backend_List_FullMethodName            = "/regioncache.plugin.v1.Backend/List"
+	Backend_StorageStats_FullMethodName    = "/regioncache.plugin.v1.Backend/StorageStats"
+	Backend_OpenFile_FullMethodName        = "/regioncache.plugin.v1.Backend/OpenFile"
+	Backend_StoreFile_FullMethodName       = "/regioncache.plugin.v1.Backend/StoreFile"
 )
 
 // BackendClient is the client API for Backend service.
@@ -86,6 +87,10 @@ type BackendClient interface {
 	Lock(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (*LockResponse, error)
 	TryLock(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (*LockResponse, error)
 	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*Empty, error)
+	// LockContextDone tells the plugin that the context a held lock was taken
+	// with has ended on the host. The plugin cancels the context it gave its
+	// backend's Lock, which matters to locks whose lifetime is bound to it.
+	LockContextDone(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*Empty, error)
 	EvictTag(ctx context.Context, in *TagRequest, opts ...grpc.CallOption) (*CountResponse, error)
 	List(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EntryInfo], error)
 	StorageStats(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (*StatsResponse, error)
@@ -248,6 +253,16 @@ func (c *backendClient) Unlock(ctx context.Context, in *UnlockRequest, opts ...g
 	return out, nil
 }
 
+func (c *backendClient) LockContextDone(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Backend_LockContextDone_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *backendClient) EvictTag(ctx context.Context, in *TagRequest, opts ...grpc.CallOption) (*CountResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CountResponse)
@@ -342,6 +357,10 @@ type BackendServer interface {
 	Lock(context.Context, *KeyRequest) (*LockResponse, error)
 	TryLock(context.Context, *KeyRequest) (*LockResponse, error)
 	Unlock(context.Context, *UnlockRequest) (*Empty, error)
+	// LockContextDone tells the plugin that the context a held lock was taken
+	// with has ended on the host. The plugin cancels the context it gave its
+	// backend's Lock, which matters to locks whose lifetime is bound to it.
+	LockContextDone(context.Context, *UnlockRequest) (*Empty, error)
 	EvictTag(context.Context, *TagRequest) (*CountResponse, error)
 	List(*InstanceRequest, grpc.ServerStreamingServer[EntryInfo]) error
 	StorageStats(context.Context, *InstanceRequest) (*StatsResponse, error)
@@ -397,6 +416,9 @@ func (UnimplementedBackendServer) TryLock(context.Context, *KeyRequest) (*LockRe
 }
 func (UnimplementedBackendServer) Unlock(context.Context, *UnlockRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Unlock not implemented")
+}
+func (UnimplementedBackendServer) LockContextDone(context.Context, *UnlockRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method LockContextDone not implemented")
 }
 func (UnimplementedBackendServer) EvictTag(context.Context, *TagRequest) (*CountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EvictTag not implemented")
@@ -639,6 +661,24 @@ func _Backend_Unlock_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_LockContextDone_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).LockContextDone(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_LockContextDone_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).LockContextDone(ctx, req.(*UnlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Backend_EvictTag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TagRequest)
 	if err := dec(in); err != nil {
@@ -750,6 +790,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Unlock",
 			Handler:    _Backend_Unlock_Handler,
+		},
+		{
+			MethodName: "LockContextDone",
+			Handler:    _Backend_LockContextDone_Handler,
 		},
 		{
 			MethodName: "EvictTag",

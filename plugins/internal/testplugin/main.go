@@ -6,6 +6,8 @@
 //	regioncache-backend-v99     speaks only plugin protocol version 99
 //	regioncache-backend-broken  a memory backend that drops values larger
 //	                            than 1 MiB and ignores deletes
+//	regioncache-backend-fault-X a memory backend wrapped by the brokentest
+//	                            wrapper X (arguments dir and ttl)
 package main
 
 import (
@@ -13,12 +15,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	"github.com/regioncache/regioncache/backends"
-	_ "github.com/regioncache/regioncache/backends/memory"
+	"github.com/regioncache/regioncache/backends/memory"
+	"github.com/regioncache/regioncache/conformance/brokentest"
+	"github.com/regioncache/regioncache/lock"
 	"github.com/regioncache/regioncache/plugins"
 )
 
@@ -42,6 +48,10 @@ func main() {
 		})
 		return
 	}
+	if fault, ok := strings.CutPrefix(name, "fault-"); ok {
+		serveFault(fault)
+		return
+	}
 	f, ok := backends.Lookup(name)
 	if !ok {
 		f, _ = backends.Lookup("memory") // installed under another name
@@ -52,6 +62,43 @@ func main() {
 		slog.Info("testplugin: opening", "backend", name, "args", len(args))
 		fmt.Println("stdout noise that the host must ignore")
 		return f(args)
+	})
+}
+
+// serveFault serves a memory backend wrapped by the brokentest wrapper
+// called name. Instances opened on one dir share a keyed lock.
+func serveFault(name string) {
+	fault, ok := brokentest.Lookup(name)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "testplugin: no brokentest wrapper %q\n", name)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	locks := map[string]*lock.Keyed{}
+	plugins.Serve(func(args backends.Args) (backends.Backend, error) {
+		if err := args.Only("dir", "ttl"); err != nil {
+			return nil, err
+		}
+		dir, err := args.String("dir", "")
+		if err != nil {
+			return nil, err
+		}
+		ttl, err := args.Duration("ttl", 0)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		k := locks[dir]
+		if k == nil {
+			k = lock.NewKeyed()
+			locks[dir] = k
+		}
+		mu.Unlock()
+		m, err := memory.Open(backends.Args{"copy_values": true})
+		if err != nil {
+			return nil, err
+		}
+		return fault.Wrap(m, brokentest.Env{Dir: dir, Locks: k, TTL: ttl}), nil
 	})
 }
 
