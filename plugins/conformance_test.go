@@ -2,6 +2,8 @@ package plugins
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/conformance"
 	"github.com/regioncache/regioncache/conformance/brokentest"
+	"github.com/regioncache/regioncache/internal/redistest"
 )
 
 // TestConformanceMemory runs the whole conformance suite against the memory
@@ -103,4 +106,49 @@ func TestFaultsThroughPlugin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fileHarness serves an in-tree file backend (base_dir, expiration_time)
+// as a plugin.
+func fileHarness(name string) conformance.Harness {
+	open := func(dir string, ttl time.Duration) (backends.Backend, error) {
+		args := backends.Args{"base_dir": dir}
+		if ttl > 0 {
+			args["expiration_time"] = ttl // a time.Duration: sent as "1s"
+		}
+		return Open(pluginPath(name), args)
+	}
+	return conformance.Harness{
+		Name: name + "-plugin",
+		Open: func(ctx context.Context, dir string) (backends.Backend, error) { return open(dir, 0) },
+		OpenWithTTL: func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error) {
+			return open(dir, ttl)
+		},
+	}
+}
+
+func TestConformanceFilesystem(t *testing.T) { conformance.Run(t, fileHarness("filesystem")) }
+
+func TestConformanceRawfs(t *testing.T) { conformance.Run(t, fileHarness("rawfs")) }
+
+// TestConformanceRedis serves the redis backend as a plugin against a
+// private redis-server (skipped when redis-server is not installed, unless
+// REGIONCACHE_REQUIRE_REDIS says otherwise; see internal/redistest).
+func TestConformanceRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	open := func(dir string, ttl time.Duration) (backends.Backend, error) {
+		sum := sha256.Sum256([]byte(dir))
+		args := backends.Args{"url": srv.URL(0), "prefix": "pl-" + hex.EncodeToString(sum[:8]), "lock_timeout": "5s"}
+		if ttl > 0 {
+			args["redis_expiration_time"] = ttl
+		}
+		return Open(pluginPath("redis"), args)
+	}
+	conformance.Run(t, conformance.Harness{
+		Name: "redis-plugin",
+		Open: func(ctx context.Context, dir string) (backends.Backend, error) { return open(dir, 0) },
+		OpenWithTTL: func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error) {
+			return open(dir, ttl)
+		},
+	})
 }

@@ -15,7 +15,7 @@ import (
 var binDir string
 
 // testPlugins are the names the test plugin binary is installed under.
-var testPlugins = []string{"memory", "broken", "v99"}
+var testPlugins = []string{"memory", "filesystem", "rawfs", "redis", "broken", "v99"}
 
 // pluginPath returns the path of the test plugin serving backend name.
 func pluginPath(name string) string { return filepath.Join(binDir, exe(Prefix+name)) }

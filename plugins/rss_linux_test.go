@@ -38,17 +38,24 @@ func statusKB(t *testing.T, field string) int64 {
 }
 
 // TestLargeFileLowRSS streams a 256 MiB file value to a plugin (StoreFile)
-// and back (OpenFile) through the bolt example plugin, whose large values
-// live in files, and checks that the host's peak RSS grew by less than
-// 64 MiB over its baseline (VmHWM after resetting it through clear_refs).
+// and back (OpenFile) through the bolt example plugin and the rawfs plugin,
+// whose large values live in files, and checks that the host's peak RSS grew
+// by less than 64 MiB over its baseline (VmHWM after resetting it through
+// clear_refs).
 func TestLargeFileLowRSS(t *testing.T) {
 	if testing.Short() {
-		t.Skip("moves 512 MiB")
+		t.Skip("moves 512 MiB per plugin")
 	}
+	for _, name := range []string{"bolt", "rawfs"} {
+		t.Run(name, func(t *testing.T) { largeFileLowRSS(t, name) })
+	}
+}
+
+func largeFileLowRSS(t *testing.T, name string) {
 	const size = 256 << 20
 	ctx := context.Background()
 	dir := t.TempDir()
-	b := openT(t, "bolt", backends.Args{"base_dir": dir}, WithTempDir(dir))
+	b := openT(t, name, backends.Args{"base_dir": dir}, WithTempDir(dir))
 
 	src, err := os.CreateTemp(dir, "src-*")
 	if err != nil {

@@ -22,7 +22,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/regioncache/regioncache/backends"
+	_ "github.com/regioncache/regioncache/backends/filesystem"
 	"github.com/regioncache/regioncache/backends/memory"
+	_ "github.com/regioncache/regioncache/backends/rawfs"
+	_ "github.com/regioncache/regioncache/backends/redis"
 	"github.com/regioncache/regioncache/conformance/brokentest"
 	"github.com/regioncache/regioncache/lock"
 	"github.com/regioncache/regioncache/plugins"
