@@ -88,7 +88,7 @@ func (d *dirHandle) readFile(name string, touchOlder time.Duration) ([]byte, fil
 
 func openatRetry(dirfd int, name string, flags int) (int, error) {
 	for {
-		fd, err := unix.Openat(dirfd, name, flags, 0)
+		fd, err := unix.Openat(dirfd, name, flags, 0o600)
 		if err != unix.EINTR {
 			return fd, err
 		}
@@ -166,7 +166,7 @@ func (d *dirHandle) readNames() ([]string, error) {
 
 // isNotExist reports whether err means the file is absent.
 func isNotExist(err error) bool {
-	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // isNotRegular reports whether err means the name is not a regular file

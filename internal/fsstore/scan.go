@@ -164,11 +164,13 @@ func (s *Store) Recount(ctx context.Context) (backends.Stats, error) {
 	return st, nil
 }
 
-// maybeEvict frees space down to the low-water mark if the counter is over
-// MaxBytes and no other process is evicting. See evict.
+// maybeEvict frees space down to the low-water mark when the counter is over
+// MaxBytes. Only one process evicts at a time: a writer that finds another
+// evicting waits for it and then re-checks, so the directory never holds more
+// than MaxBytes plus the entry each writer is committing. See evict.
 func (s *Store) maybeEvict(ctx context.Context) {
-	h, ok, err := s.locker.TryLock(ctx, lockEvict)
-	if err != nil || !ok {
+	h, err := s.locker.Lock(ctx, lockEvict)
+	if err != nil {
 		return
 	}
 	defer h.Unlock()
@@ -199,6 +201,7 @@ func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64,
 	var cands []candidate
 	var seenBytes, seen int64
 	all := true
+	c0, e0 := s.Counter()
 	for k, i := range rand.Perm(256) {
 		c, err := s.scanShard(ctx, i)
 		if err != nil {
@@ -224,10 +227,16 @@ func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64,
 		return 0
 	})
 	if all {
-		// The whole directory was seen: what is really there beats the
-		// counter (which drifts if a writer dies before accounting).
-		need = seenBytes - target
-		s.setSize(seenBytes, seen)
+		// The whole directory was seen. If nothing was written meanwhile,
+		// what is really there beats the counter (which drifts if a writer
+		// dies between its rename and its accounting).
+		if c1, e1 := s.Counter(); c1 == c0 && e1 == e0 && (c1 != seenBytes || e1 != seen) {
+			need = seenBytes - target
+			s.setSize(seenBytes, seen)
+		}
+	}
+	if s.afterSelect != nil {
+		s.afterSelect(cands)
 	}
 	for _, c := range cands {
 		if freed >= need {

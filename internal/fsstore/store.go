@@ -95,6 +95,8 @@ type Store struct {
 	bg sync.WaitGroup
 
 	hook atomic.Pointer[func() error]
+
+	afterSelect func([]candidate) // tests: runs between victim selection and deletion
 }
 
 // SetWriteHook installs f (nil removes it) to run before every entry write;
@@ -254,10 +256,10 @@ func (s *Store) shard(i int, create bool) (*dirHandle, error) {
 		d, err = openDir(p)
 	}
 	if err != nil {
-		if isNotExist(err) {
+		if isNotExist(err) && !create {
 			return nil, nil
 		}
-		return nil, err
+		return nil, fmt.Errorf("shard directory: %w", err)
 	}
 	s.shards[i].Store(d)
 	return d, nil
