@@ -4,11 +4,13 @@ package filesystem_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/backends/filesystem"
+	"github.com/regioncache/regioncache/internal/fsstore"
 	"github.com/regioncache/regioncache/region"
 )
 
@@ -157,6 +160,21 @@ func runHelper(mode string) (helperResult, error) {
 				continue
 			}
 			res.Callers++
+		}
+	case "crashwriter": // write forever until killed
+		b := r.Backend()
+		fmt.Println("ready")
+		rnd := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
+		for seq := 0; ; seq++ {
+			key := fmt.Sprintf("c-%d", rnd.IntN(40))
+			size := rnd.IntN(300 << 10)
+			if rnd.IntN(4) == 0 {
+				size = rnd.IntN(200)
+			}
+			e := backends.Entry{Payload: crashValue(key, seq, size), Created: time.Now(), Tags: []string{strconv.Itoa(seq)}}
+			if err := b.Set(ctx, key, e); err != nil {
+				return res, err
+			}
 		}
 	default:
 		return res, fmt.Errorf("unknown helper mode %q", mode)
@@ -401,4 +419,117 @@ func diskUsage(dir string) (int64, error) {
 		return nil
 	})
 	return n, err
+}
+
+// crashValue is a payload that identifies its key, write and size throughout.
+func crashValue(key string, seq, size int) []byte {
+	head := fmt.Sprintf("%s|%d|%d|", key, seq, size)
+	b := make([]byte, len(head)+size)
+	copy(b, head)
+	for i := len(head); i < len(b); i++ {
+		b[i] = byte(seq + i)
+	}
+	return b
+}
+
+func TestWriterKilledMidSetLeavesNoTornEntry(t *testing.T) {
+	dir := t.TempDir()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for round := range 40 {
+		p := startHelper(t, "crashwriter", "FS_DIR="+dir)
+		p.expect(t, "ready")
+		time.Sleep(time.Duration(rnd.IntN(30000)) * time.Microsecond)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+		_ = round
+	}
+	b, err := filesystem.Open(backends.Args{"base_dir": dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	hits := 0
+	for i := range 40 {
+		key := fmt.Sprintf("c-%d", i)
+		e, err := b.Get(context.Background(), key)
+		if errors.Is(err, backends.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Get(%s): %v", key, err)
+		}
+		hits++
+		var k string
+		var seq, size int
+		head := strings.SplitN(string(e.Payload[:min(len(e.Payload), 64)]), "|", 4)
+		if len(head) < 4 {
+			t.Fatalf("%s: torn payload head %q", key, head)
+		}
+		k = head[0]
+		seq, _ = strconv.Atoi(head[1])
+		size, _ = strconv.Atoi(head[2])
+		if k != key || !bytes.Equal(e.Payload, crashValue(key, seq, size)) {
+			t.Fatalf("%s: torn or foreign payload (head %q, %d bytes)", key, head[:3], len(e.Payload))
+		}
+		if len(e.Tags) != 1 || e.Tags[0] != strconv.Itoa(seq) {
+			t.Fatalf("%s: metadata of write %v with the payload of write %d", key, e.Tags, seq)
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no entry survived 40 writers: the test exercised nothing")
+	}
+	t.Logf("%d intact entries after 40 killed writers", hits)
+}
+
+func TestFullDiskStillReturnsCreatedValue(t *testing.T) {
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o700)
+	if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).Run(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v; TestInjectedWriteErrorStillReturnsCreatedValue covers the logic", err)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	r, err := region.Open("filesystem", backends.Args{"base_dir": mnt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	big := bytes.Repeat([]byte("x"), 2<<20) // does not fit in 1 MiB
+	v, err := region.GetOrCreate(context.Background(), r, "big", func(context.Context) ([]byte, error) { return big, nil })
+	if err != nil || !bytes.Equal(v, big) {
+		t.Fatalf("GetOrCreate on a full disk: %d bytes, %v", len(v), err)
+	}
+	if st := r.Stats(); st.WriteErrors != 1 || st.Creations != 1 {
+		t.Fatalf("stats %+v, want 1 creation and 1 write error", st)
+	}
+	// Nothing half-written is left behind, and small values still work.
+	ents, _ := os.ReadDir(filepath.Join(mnt, fsstore.Name("big")[:2]))
+	for _, e := range ents {
+		t.Fatalf("left behind after ENOSPC: %s", e.Name())
+	}
+	if _, err := region.GetOrCreate(context.Background(), r, "small", func(context.Context) (string, error) { return "s", nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := region.Get[string](context.Background(), r, "small"); err != nil || v != "s" {
+		t.Fatalf("small value after ENOSPC: %q %v", v, err)
+	}
+}
+
+func TestInjectedWriteErrorStillReturnsCreatedValue(t *testing.T) {
+	b, err := filesystem.Open(backends.Args{"base_dir": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Store().SetWriteHook(func() error { return syscall.ENOSPC })
+	r := region.New()
+	if err := r.ConfigureBackend(b); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	v, err := region.GetOrCreate(context.Background(), r, "k", func(context.Context) (string, error) { return "created", nil })
+	if err != nil || v != "created" {
+		t.Fatalf("GetOrCreate with failing writes: %q %v", v, err)
+	}
+	if st := r.Stats(); st.WriteErrors != 1 {
+		t.Fatalf("stats %+v, want 1 write error", st)
+	}
 }
