@@ -185,10 +185,10 @@ func TestPluginLogsReachHostSlog(t *testing.T) {
 		}
 	}
 	if !ok {
-		t.Fatal("the plugin's slog.Info never reached the host's logger")
+		t.Fatal("the plugin's slog.Debug never reached the host's logger")
 	}
-	if rec.Level != slog.LevelInfo {
-		t.Errorf("level %v, want INFO", rec.Level)
+	if rec.Level != slog.LevelDebug {
+		t.Errorf("level %v, want DEBUG", rec.Level)
 	}
 	attrs := map[string]string{}
 	rec.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })

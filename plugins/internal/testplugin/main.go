@@ -62,7 +62,7 @@ func main() {
 	plugins.Serve(func(args backends.Args) (backends.Backend, error) {
 		// Exercised by the tests: logs reach the host's slog, and stdout
 		// after the handshake is ignored.
-		slog.Info("testplugin: opening", "backend", name, "args", len(args))
+		slog.Debug("testplugin: opening", "backend", name, "args", len(args))
 		fmt.Println("stdout noise that the host must ignore")
 		return f(args)
 	})
