@@ -211,11 +211,14 @@ func (s *Store) CreateTemp(pattern string) (*os.File, error) {
 		return nil, backends.ErrClosed
 	}
 	d := filepath.Join(s.dir, TempDir)
-	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, err
-	}
-	if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", d)
+	if !s.tmpReady.Load() {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%s is not a directory", d)
+		}
+		s.tmpReady.Store(true)
 	}
 	return os.CreateTemp(d, pattern)
 }

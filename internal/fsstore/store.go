@@ -96,6 +96,8 @@ type Store struct {
 
 	hook atomic.Pointer[func() error]
 
+	tmpReady atomic.Bool // tmp/ exists
+
 	afterSelect func([]candidate) // tests: runs between victim selection and deletion
 }
 

@@ -1,0 +1,169 @@
+package rawfs_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/backends/rawfs"
+)
+
+// Run with TMPDIR on a directory outside /tmp (see docs/benchmarks.md):
+//
+//	TMPDIR=/work/tmp-bench go test -run '^$' -bench . -benchtime 5x ./backends/rawfs/
+
+func openBench(b *testing.B) *rawfs.Backend {
+	b.Helper()
+	be, err := rawfs.Open(backends.Args{"base_dir": b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Close() })
+	return be
+}
+
+// BenchmarkRawfsStoreMove stores a file created with CreateTemp by moving it
+// (a rename). The files are sparse, so making them costs nothing; the store
+// must not depend on the size: compare size=1KiB with size=1GiB. A store
+// creates one small file (the metadata entry); file creation is slow and
+// drifts on these machines, so the loop also times that floor (create, write
+// 100 bytes, rename) and reports it as floor-ns/op.
+func BenchmarkRawfsStoreMove(b *testing.B) {
+	for _, sz := range []struct {
+		name string
+		n    int64
+	}{{"1KiB", 1 << 10}, {"1GiB", 1 << 30}} {
+		b.Run("size="+sz.name, func(b *testing.B) {
+			be := openBench(b)
+			ctx := context.Background()
+			e := backends.Entry{Created: time.Now()}
+			floorDir := b.TempDir()
+			var storeNs, floorNs time.Duration
+			for i := 0; i < b.N; i++ {
+				f, err := be.CreateTemp("bench-*")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := f.Truncate(sz.n); err != nil {
+					b.Fatal(err)
+				}
+				t0 := time.Now()
+				if err := be.StoreFile(ctx, fmt.Sprint("k", i), f, e, true); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				g, err := os.CreateTemp(floorDir, "floor-*")
+				if err != nil {
+					b.Fatal(err)
+				}
+				g.Write(make([]byte, 100))
+				g.Close()
+				if err := os.Rename(g.Name(), filepath.Join(floorDir, fmt.Sprint(i%100))); err != nil {
+					b.Fatal(err)
+				}
+				storeNs += t1.Sub(t0)
+				floorNs += time.Since(t1)
+				f.Close()
+			}
+			b.ReportMetric(float64(storeNs.Nanoseconds())/float64(b.N), "store-ns/op")
+			b.ReportMetric(float64(floorNs.Nanoseconds())/float64(b.N), "floor-ns/op")
+		})
+	}
+}
+
+// makeSource writes an n-byte file of real (non-sparse, non-zero) data.
+func makeSource(b *testing.B, dir string, n int) string {
+	b.Helper()
+	p := filepath.Join(dir, "src")
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i*31 + i>>8)
+	}
+	for w := 0; w < n; w += len(buf) {
+		if _, err := f.Write(buf[:min(len(buf), n-w)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f.Close()
+	return p
+}
+
+const copySize = 256 << 20
+
+// BenchmarkRawfsStoreCopy stores a 256 MiB file by copying it (no move).
+// Compare with BenchmarkIOCopy and BenchmarkCp, the same copy by io.Copy
+// between two *os.File and by cp(1).
+func BenchmarkRawfsStoreCopy(b *testing.B) {
+	b.Run("size=256MiB", func(b *testing.B) {
+		be := openBench(b)
+		src := makeSource(b, b.TempDir(), copySize)
+		ctx := context.Background()
+		b.SetBytes(copySize)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f, err := os.Open(src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := be.StoreFile(ctx, "k", f, backends.Entry{}, false); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+}
+
+// BenchmarkIOCopy is io.Copy of the same 256 MiB file into a new file.
+func BenchmarkIOCopy(b *testing.B) {
+	b.Run("size=256MiB", func(b *testing.B) {
+		dir := b.TempDir()
+		src := makeSource(b, dir, copySize)
+		b.SetBytes(copySize)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			in, err := os.Open(src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dst := filepath.Join(dir, "dst")
+			os.Remove(dst)
+			out, err := os.Create(dst)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.Copy(out, in); err != nil {
+				b.Fatal(err)
+			}
+			out.Close()
+			in.Close()
+		}
+	})
+}
+
+// BenchmarkCp is cp(1) of the same 256 MiB file (including its process
+// start, about a millisecond).
+func BenchmarkCp(b *testing.B) {
+	b.Run("size=256MiB", func(b *testing.B) {
+		dir := b.TempDir()
+		src := makeSource(b, dir, copySize)
+		b.SetBytes(copySize)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			dst := filepath.Join(dir, "dst")
+			os.Remove(dst)
+			if out, err := exec.Command("cp", src, dst).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v %s", err, out)
+			}
+		}
+	})
+}
