@@ -2,6 +2,9 @@ package fsstore
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/regioncache/regioncache/backends"
 )
@@ -52,4 +55,39 @@ func ParseArgs(args backends.Args, kind byte) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// IsCacheDir reports whether dir looks like a cache directory made by this
+// package (it has the lock file).
+func IsCacheDir(dir string) bool {
+	fi, err := os.Lstat(filepath.Join(dir, LockFile))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// DetectKind reports the kind of the entries in dir (KindValue or KindFile)
+// from the first entry file it finds; KindValue if there is none.
+func DetectKind(dir string) byte {
+	for i := range 256 {
+		sh := filepath.Join(dir, fmt.Sprintf("%02x", i))
+		ents, err := os.ReadDir(sh)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if classify(e.Name()) != kindEntry || !e.Type().IsRegular() {
+				continue
+			}
+			f, err := os.Open(filepath.Join(sh, e.Name()))
+			if err != nil {
+				continue
+			}
+			var h [6]byte
+			_, err = io.ReadFull(f, h[:])
+			f.Close()
+			if err == nil && string(h[:4]) == magic && (h[5] == KindValue || h[5] == KindFile) {
+				return h[5]
+			}
+		}
+	}
+	return KindValue
 }

@@ -149,8 +149,17 @@ func (s *Store) sweepAll() {
 // Recount scans the whole directory, resets the shared size counter to what
 // it found and returns it.
 func (s *Store) Recount(ctx context.Context) (backends.Stats, error) {
+	return s.recount(ctx, nil)
+}
+
+func (s *Store) recount(ctx context.Context, progress func(int)) (backends.Stats, error) {
 	var st backends.Stats
+	done := 0
 	err := s.scanAll(ctx, func(c []candidate) error {
+		done++
+		if progress != nil {
+			progress(done)
+		}
 		for _, x := range c {
 			st.Entries++
 			st.Bytes += x.acct
@@ -262,11 +271,22 @@ type EntryInfo struct {
 
 // List calls fn for every readable entry of the store's kind.
 func (s *Store) List(ctx context.Context, fn func(EntryInfo) error) error {
+	return s.Walk(ctx, fn, nil)
+}
+
+// Walk is List with progress: progress, if non-nil, is called after each of
+// the 256 shard directories with the number done.
+func (s *Store) Walk(ctx context.Context, fn func(EntryInfo) error, progress func(done int)) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
 	defer s.leave()
+	done := 0
 	return s.scanAll(ctx, func(c []candidate) error {
+		done++
+		if progress != nil {
+			defer progress(done)
+		}
 		for _, x := range c {
 			info, err := s.info(x)
 			if err != nil {
@@ -415,7 +435,11 @@ func (s *Store) Prune(ctx context.Context, expiredBefore time.Time, maxBytes int
 			return r, err
 		}
 		defer h.Unlock()
-		st, err := s.Recount(ctx)
+		var prog func(int)
+		if expiredBefore.IsZero() {
+			prog = progress
+		}
+		st, err := s.recount(ctx, prog)
 		if err != nil {
 			return r, err
 		}
@@ -458,4 +482,30 @@ func (s *Store) RemoveKey(ctx context.Context, key string) error {
 		return fmt.Errorf("%q: %w", key, ErrNoEntry)
 	}
 	return nil
+}
+
+// Info describes key's entry without reading its payload; a miss is
+// ErrNotFound.
+func (s *Store) Info(ctx context.Context, key string) (EntryInfo, error) {
+	if err := s.enter(ctx); err != nil {
+		return EntryInfo{}, err
+	}
+	defer s.leave()
+	name := Name(key)
+	sh, err := s.shard(shardOf(name), false)
+	if err != nil {
+		return EntryInfo{}, err
+	}
+	if sh == nil {
+		return EntryInfo{}, backends.ErrNotFound
+	}
+	st, err := sh.lstat(name)
+	if err != nil || !st.regular {
+		return EntryInfo{}, backends.ErrNotFound
+	}
+	info, err := s.info(candidate{sh: sh, name: name, st: st, acct: st.size})
+	if err != nil || info.Key != key {
+		return EntryInfo{}, backends.ErrNotFound
+	}
+	return info, nil
 }
