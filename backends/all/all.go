@@ -4,6 +4,9 @@
 package all
 
 import (
-	_ "github.com/regioncache/regioncache/backends/memory" // "memory"
-	_ "github.com/regioncache/regioncache/backends/null"   // "null"
+	_ "github.com/regioncache/regioncache/backends/filesystem" // "filesystem"
+	_ "github.com/regioncache/regioncache/backends/memory"     // "memory"
+	_ "github.com/regioncache/regioncache/backends/null"       // "null"
+	_ "github.com/regioncache/regioncache/backends/rawfs"      // "rawfs"
+	_ "github.com/regioncache/regioncache/backends/redis"      // "redis"
 )
