@@ -677,6 +677,9 @@ func (b *Backend) Locker() lock.Locker { return remoteLocker{b} }
 
 type remoteLocker struct{ b *Backend }
 
+// lockIDs numbers the lock handles this host asks plugins for.
+var lockIDs atomic.Uint64
+
 type remoteHandle struct {
 	b        *Backend
 	p        *proc
@@ -694,13 +697,24 @@ func (l remoteLocker) lock(ctx context.Context, key string, try bool) (lock.Hand
 	if err != nil {
 		return nil, false, err
 	}
+	hid := lockIDs.Add(1)
+	req := &pb.KeyRequest{Instance: id, Key: []byte(key), Handle: hid}
 	var r *pb.LockResponse
 	if try {
-		r, err = p.rpc.TryLock(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
+		r, err = p.rpc.TryLock(ctx, req)
 	} else {
-		r, err = p.rpc.Lock(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
+		r, err = p.rpc.Lock(ctx, req)
 	}
 	if err != nil {
+		if ctx.Err() != nil && p.alive() {
+			// The grant may have been on its way when the call was
+			// cancelled: tell the plugin to release it if it comes.
+			go func() {
+				c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_, _ = p.rpc.Unlock(c, &pb.UnlockRequest{Handle: hid})
+			}()
+		}
 		return nil, false, b.fail(ctx, p, err)
 	}
 	if !r.Acquired {

@@ -62,6 +62,7 @@ type server struct {
 	tmu       sync.Mutex
 	transfers map[uint64][]byte
 	handles   map[uint64]heldLock
+	abandoned map[uint64]bool // handles the host unlocked before they were granted
 }
 
 // heldLock is a lock held for the host, with the cancel function of the
@@ -73,7 +74,7 @@ type heldLock struct {
 
 func newServer(f backends.Factory) *server {
 	return &server{factory: f, instances: make(map[uint64]backends.Backend),
-		transfers: make(map[uint64][]byte), handles: make(map[uint64]heldLock)}
+		transfers: make(map[uint64][]byte), handles: make(map[uint64]heldLock), abandoned: make(map[uint64]bool)}
 }
 
 func (s *server) backend(id uint64) (backends.Backend, error) {
@@ -351,9 +352,20 @@ func (s *server) locker(id uint64) (lock.Locker, error) {
 	return l, nil
 }
 
-func (s *server) keep(h lock.Handle, cancel context.CancelFunc) uint64 {
-	id := s.nextID.Add(1)
+// keep records a granted lock under the host's handle id (or a new one),
+// unless the host already abandoned it, in which case it is released.
+func (s *server) keep(id uint64, h lock.Handle, cancel context.CancelFunc) uint64 {
+	if id == 0 {
+		id = s.nextID.Add(1) | 1<<63 // never collides with host-chosen ids
+	}
 	s.tmu.Lock()
+	if s.abandoned[id] {
+		delete(s.abandoned, id)
+		s.tmu.Unlock()
+		_ = h.Unlock()
+		cancel()
+		return id
+	}
 	s.handles[id] = heldLock{h, cancel}
 	s.tmu.Unlock()
 	return id
@@ -392,7 +404,7 @@ func (s *server) Lock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse
 		cancel()
 		return nil, toStatus(ctx.Err())
 	}
-	return &pb.LockResponse{Acquired: true, Handle: s.keep(h, cancel)}, nil
+	return &pb.LockResponse{Acquired: true, Handle: s.keep(req.Handle, h, cancel)}, nil
 }
 
 func (s *server) TryLock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse, error) {
@@ -412,13 +424,24 @@ func (s *server) TryLock(ctx context.Context, req *pb.KeyRequest) (*pb.LockRespo
 		cancel()
 		return nil, toStatus(ctx.Err())
 	}
-	return &pb.LockResponse{Acquired: true, Handle: s.keep(h, cancel)}, nil
+	return &pb.LockResponse{Acquired: true, Handle: s.keep(req.Handle, h, cancel)}, nil
 }
 
 func (s *server) Unlock(ctx context.Context, req *pb.UnlockRequest) (*pb.Empty, error) {
 	s.tmu.Lock()
 	hl, ok := s.handles[req.Handle]
 	delete(s.handles, req.Handle)
+	if !ok {
+		// Not granted (yet): if a Lock for it is still in flight, release
+		// its lock when granted. Forgotten after transferTTL.
+		id := req.Handle
+		s.abandoned[id] = true
+		time.AfterFunc(transferTTL, func() {
+			s.tmu.Lock()
+			delete(s.abandoned, id)
+			s.tmu.Unlock()
+		})
+	}
 	s.tmu.Unlock()
 	if !ok {
 		return nil, toStatus(lock.ErrReleased)

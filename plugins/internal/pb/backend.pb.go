@@ -313,9 +313,13 @@ func (x *InstanceRequest) GetInstance() uint64 {
 }
 
 type KeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Key      []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// For Lock and TryLock: the handle id the host chose for the lock, so
+	// that it can release a lock whose grant it never received (its call was
+	// cancelled as the answer was on its way) with Unlock.
+	Handle        uint64 `protobuf:"varint,3,opt,name=handle,proto3" json:"handle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,6 +366,13 @@ func (x *KeyRequest) GetKey() []byte {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *KeyRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
 }
 
 type KeysRequest struct {
@@ -1184,11 +1195,12 @@ const file_backend_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x12\n" +
 	"\x04tags\x18\x05 \x03(\fR\x04tags\"-\n" +
 	"\x0fInstanceRequest\x12\x1a\n" +
-	"\binstance\x18\x01 \x01(\x04R\binstance\":\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\"R\n" +
 	"\n" +
 	"KeyRequest\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03key\"=\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x16\n" +
+	"\x06handle\x18\x03 \x01(\x04R\x06handle\"=\n" +
 	"\vKeysRequest\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\"\xa3\x01\n" +

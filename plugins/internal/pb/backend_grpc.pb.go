@@ -86,6 +86,8 @@ type BackendClient interface {
 	// Lock waits for the lock; cancelling the call cancels the wait.
 	Lock(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (*LockResponse, error)
 	TryLock(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (*LockResponse, error)
+	// Unlock releases a held lock. Unlocking a handle the plugin does not hold
+	// (yet) makes it release that handle's lock as soon as it is granted.
 	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*Empty, error)
 	// LockContextDone tells the plugin that the context a held lock was taken
 	// with has ended on the host. The plugin cancels the context it gave its
@@ -356,6 +358,8 @@ type BackendServer interface {
 	// Lock waits for the lock; cancelling the call cancels the wait.
 	Lock(context.Context, *KeyRequest) (*LockResponse, error)
 	TryLock(context.Context, *KeyRequest) (*LockResponse, error)
+	// Unlock releases a held lock. Unlocking a handle the plugin does not hold
+	// (yet) makes it release that handle's lock as soon as it is granted.
 	Unlock(context.Context, *UnlockRequest) (*Empty, error)
 	// LockContextDone tells the plugin that the context a held lock was taken
 	// with has ended on the host. The plugin cancels the context it gave its
