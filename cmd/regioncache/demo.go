@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,7 +56,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if *procs < 1 {
 		return usagef("-processes: want at least 1, got %d", *procs)
 	}
-	if *callers != 0 {
+	callersSet := false
+	fs.Visit(func(f *flag.Flag) { callersSet = callersSet || f.Name == "callers" })
+	if callersSet {
 		if *callers < 1 {
 			return usagef("-callers: want at least 1, got %d", *callers)
 		}
@@ -258,4 +261,3 @@ func demoWorker() int {
 	}
 	return 0
 }
-
