@@ -1,3 +1,5 @@
+//go:build unix
+
 package rawfs_test
 
 import (

@@ -175,6 +175,4 @@ func isNotRegular(err error) bool {
 	return errors.Is(err, errNotRegular) || errors.Is(err, unix.ELOOP)
 }
 
-func isCrossDevice(err error) bool { return errors.Is(err, unix.EXDEV) }
-
 func (d *dirHandle) syncDir() error { return unix.Fsync(d.fd) }

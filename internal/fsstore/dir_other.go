@@ -113,9 +113,4 @@ func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
 
 func isNotRegular(err error) bool { return errors.Is(err, errNotRegular) }
 
-func isCrossDevice(err error) bool {
-	var le *os.LinkError
-	return errors.As(err, &le) && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission)
-}
-
 func (d *dirHandle) syncDir() error { return nil }

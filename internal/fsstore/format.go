@@ -50,7 +50,6 @@ var (
 	ErrOldFormat   = errors.New("fsstore: entry format version not supported")
 	ErrWrongKey    = errors.New("fsstore: entry belongs to another key")
 	ErrWrongKind   = errors.New("fsstore: entry written by another backend kind")
-	errTooLarge    = errors.New("fsstore: entry too large")
 	maxHeaderBytes = 64 << 20 // key plus tags
 )
 
