@@ -47,6 +47,7 @@ func TestMain(m *testing.M) {
 
 type helperResult struct {
 	Callers, Creations, Stale, Fresh, Old int64
+	OldUnder1ms, MaxOldNs                 int64 // latency of calls served the stale value
 	Errors                                []string
 }
 
@@ -90,11 +91,13 @@ func runHelper(mode string) (helperResult, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				t0 := time.Now()
 				v, err := region.GetOrCreate(ctx, r, "hot", func(ctx context.Context) (string, error) {
 					creations.Add(1)
 					time.Sleep(work)
 					return "new", nil
 				})
+				d := time.Since(t0)
 				mu.Lock()
 				defer mu.Unlock()
 				res.Callers++
@@ -105,6 +108,10 @@ func runHelper(mode string) (helperResult, error) {
 					res.Fresh++
 				case v == "old":
 					res.Old++
+					res.MaxOldNs = max(res.MaxOldNs, d.Nanoseconds())
+					if d < time.Millisecond {
+						res.OldUnder1ms++
+					}
 				default:
 					res.Errors = append(res.Errors, "unexpected value "+v)
 				}
@@ -250,6 +257,8 @@ func runAll(t testing.TB, n int, mode string, env ...string) helperResult {
 		sum.Stale += r.Stale
 		sum.Fresh += r.Fresh
 		sum.Old += r.Old
+		sum.OldUnder1ms += r.OldUnder1ms
+		sum.MaxOldNs = max(sum.MaxOldNs, r.MaxOldNs)
 		sum.Errors = append(sum.Errors, r.Errors...)
 	}
 	return sum
@@ -301,7 +310,10 @@ func TestStampedeExpiredKeyAcrossProcesses(t *testing.T) {
 	if res.Old != res.Stale || res.Old+res.Fresh != procs*gor || res.Old < 1 {
 		t.Fatalf("old %d, stale served %d, fresh %d of %d callers", res.Old, res.Stale, res.Fresh, procs*gor)
 	}
-	t.Logf("%d callers served the stale value, %d the new one", res.Old, res.Fresh)
+	// Reported, not asserted (timings belong to benchmarks): the bar is
+	// "every other caller served stale within 1 ms".
+	t.Logf("%d callers served the stale value (%d within 1ms, slowest %v), %d the new one",
+		res.Old, res.OldUnder1ms, time.Duration(res.MaxOldNs), res.Fresh)
 }
 
 func TestKilledLockHolderFreesKeyAtOnce(t *testing.T) {
