@@ -115,10 +115,10 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 				if i == len(names)-1 {
 					branch = "└──"
 				}
-				fmt.Fprintf(e.stdout, "%s %s/  %d entries, %s\n", branch, d, perDir[d].n, humanBytes(perDir[d].bytes))
+				fmt.Fprintf(e.stdout, "%s %s/  %s, %s\n", branch, d, entries(perDir[d].n), humanBytes(perDir[d].bytes))
 			}
 		}
-		fmt.Fprintf(e.stdout, "\ntotal: %d entries, %s on disk\n", len(ents), humanBytes(total))
+		fmt.Fprintf(e.stdout, "\ntotal: %s, %s on disk\n", entries(len(ents)), humanBytes(total))
 		return nil
 	})
 }
@@ -131,4 +131,11 @@ func cmpInt(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+func entries(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
 }
