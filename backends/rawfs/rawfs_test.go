@@ -349,3 +349,30 @@ func TestOrphanDataFilesAreSwept(t *testing.T) {
 		t.Fatalf("the live entry: %q %v", e.Payload, err)
 	}
 }
+
+func TestFailedStoreStillReturnsCreatedFile(t *testing.T) {
+	r, b := openRegion(t, backends.Args{})
+	b.Store().SetWriteHook(func() error { return syscall.ENOSPC })
+	want := content(50000, 7)
+	src := filepath.Join(t.TempDir(), "src")
+	os.WriteFile(src, want, 0o600)
+	f, err := region.GetOrCreateFile(ctx, r, "k", func(ctx context.Context) (*os.File, error) { return os.Open(src) })
+	if err != nil {
+		t.Fatalf("GetOrCreateFile with a full disk: %v", err)
+	}
+	defer f.Close()
+	if got := readAll(t, f); !bytes.Equal(got, want) {
+		t.Fatal("the creator's bytes were not handed back")
+	}
+	if st := r.Stats(); st.WriteErrors != 1 {
+		t.Fatalf("stats %+v, want 1 write error", st)
+	}
+	// Nothing half-stored: no data file, no entry.
+	if _, _, err := b.OpenFile(ctx, "k"); !errors.Is(err, backends.ErrNotFound) {
+		t.Fatalf("OpenFile after the failed store: %v", err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(b.Store().Dir(), "*", "*"))
+	if len(matches) != 0 {
+		t.Fatalf("left behind: %v", matches)
+	}
+}
