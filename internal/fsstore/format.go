@@ -137,7 +137,8 @@ func parseHeader(b []byte, size int64, wantKind byte, wantKey *string, withKey, 
 		return h, 0, ErrCorrupt
 	}
 	off := int64(headerSize) + klen
-	if off > size {
+	if off+ntags*4+int64(plen)+trailerSize > size || int64(plen) > size {
+		// Checked before anything is allocated from these lengths.
 		return h, 0, ErrCorrupt
 	}
 	if int64(len(b)) < off {
