@@ -15,9 +15,11 @@ import (
 // and plugins that stream). It returns a read-only file holding exactly the
 // bytes the creator wrote; the caller closes it. create returns a file
 // positioned anywhere (it is read from offset 0); GetOrCreateFile closes it
-// after storing it. With MoveFile (or a backend that allows moves, such as
-// rawfs with file_movable) the creator's file is renamed into the cache
-// rather than copied.
+// after storing it. With MoveFile the creator's file may be renamed into
+// the cache rather than copied, if the backend allows it too (rawfs does
+// unless its file_movable argument is false); without MoveFile it is always
+// copied, so creators may return files they keep. Files made with
+// Region.CreateTemp are on the cache's filesystem, so moving them is a rename.
 //
 // The dogpile semantics are those of GetOrCreate. A backend without file
 // support gives an error wrapping backends.ErrUnsupported.

@@ -171,8 +171,8 @@ func CacheIf[T any](keep func(T) bool) CallOption {
 }
 
 // MoveFile tells GetOrCreateFile that the creator's file may be moved into
-// the cache (renamed) instead of copied. Backends may also allow moves on
-// their own (rawfs's file_movable).
+// the cache (renamed) instead of copied. The backend must allow it as well
+// (rawfs does unless file_movable is false).
 func MoveFile() CallOption {
 	return callOptionFunc(func(c *callConfig) { c.move = true })
 }
