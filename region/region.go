@@ -71,14 +71,9 @@ func (r *Region) Configure(backend string, args backends.Args, opts ...Option) e
 	if r.state.Load() != nil {
 		return ErrAlreadyConfigured
 	}
-	cfg := defaultConfig()
-	for _, o := range append(append([]Option(nil), r.base...), opts...) {
-		if o == nil {
-			continue
-		}
-		if err := o(&cfg); err != nil {
-			return err
-		}
+	cfg, err := r.config(opts)
+	if err != nil {
+		return err
 	}
 	b, err := backends.Open(backend, args)
 	if err != nil {
@@ -100,17 +95,26 @@ func (r *Region) ConfigureBackend(b backends.Backend, opts ...Option) error {
 	if r.state.Load() != nil {
 		return ErrAlreadyConfigured
 	}
+	cfg, err := r.config(opts)
+	if err != nil {
+		return err
+	}
+	r.state.Store(newState(cfg, fmt.Sprintf("%T", b), b))
+	return nil
+}
+
+// config applies the region's base options, then opts, over the defaults.
+func (r *Region) config(opts []Option) (config, error) {
 	cfg := defaultConfig()
 	for _, o := range append(append([]Option(nil), r.base...), opts...) {
 		if o == nil {
 			continue
 		}
 		if err := o(&cfg); err != nil {
-			return err
+			return config{}, err
 		}
 	}
-	r.state.Store(newState(cfg, fmt.Sprintf("%T", b), b))
-	return nil
+	return cfg, nil
 }
 
 func newState(cfg config, name string, b backends.Backend) *state {
