@@ -10,8 +10,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/regioncache/regioncache/backends"
+	rcredis "github.com/regioncache/regioncache/backends/redis"
 	"github.com/regioncache/regioncache/internal/redistest"
-	"github.com/regioncache/regioncache/lock"
 	"github.com/regioncache/regioncache/region"
 )
 
@@ -145,7 +145,7 @@ func median(xs []float64) float64 {
 func BenchmarkRedisLockAcquireRelease(b *testing.B) {
 	srv := redistest.Start(b)
 	c := benchClient(b, srv)
-	l := lock.NewRedis(srv.Client(), lock.RedisOptions{Prefix: "{bench}l:"})
+	l := rcredis.NewLock(srv.Client(), rcredis.LockOptions{Prefix: "{bench}l:"})
 	b.Cleanup(func() { _ = l.Close() })
 	ctx := context.Background()
 	op := func() {

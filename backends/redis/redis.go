@@ -4,7 +4,7 @@
 // creation time, version and tags, then the payload), enforces an optional
 // server-side TTL, reads many keys with one MGET and writes them in one
 // pipeline, evicts by tag through per-tag Redis sets (never KEYS), and
-// provides a distributed dogpile lock (lock.Redis).
+// provides a distributed dogpile lock (Lock, usable on its own).
 //
 // It connects through go-redis's UniversalClient, so a single server,
 // Sentinel and Cluster all work. Every Redis key of a backend starts with the
@@ -86,7 +86,7 @@ type Backend struct {
 	epre   string // entry keys: "{prefix}e:" + key
 	tpre   string // tag sets: "{prefix}t:" + tag
 	ttl    time.Duration
-	locker *lock.Redis
+	locker *Lock
 	closed atomic.Bool
 }
 
@@ -124,7 +124,7 @@ func New(client goredis.UniversalClient, opts Options) (*Backend, error) {
 		ttl:    opts.StorageTTL,
 	}
 	if !opts.NoLock {
-		b.locker = lock.NewRedis(client, lock.RedisOptions{Prefix: tag + "l:", TTL: opts.LockTimeout})
+		b.locker = NewLock(client, LockOptions{Prefix: tag + "l:", TTL: opts.LockTimeout})
 	}
 	return b, nil
 }

@@ -1,4 +1,4 @@
-package lock_test
+package redis_test
 
 import (
 	"context"
@@ -6,17 +6,18 @@ import (
 	"log"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
+	rcredis "github.com/regioncache/regioncache/backends/redis"
 	"github.com/regioncache/regioncache/lock"
 )
 
 // The Redis lock on its own: here guarding a cache directory on NFS that
 // several machines share.
-func ExampleNewRedis() {
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+func ExampleNewLock() {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 	defer client.Close()
-	locker := lock.NewRedis(client, lock.RedisOptions{Prefix: "nfs-cache:lock:", TTL: 20 * time.Second})
+	locker := rcredis.NewLock(client, rcredis.LockOptions{Prefix: "nfs-cache:lock:", TTL: 20 * time.Second})
 	defer locker.Close()
 
 	h, err := locker.Lock(context.Background(), "report-2024.pdf")

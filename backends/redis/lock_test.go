@@ -1,4 +1,4 @@
-package lock_test
+package redis_test
 
 import (
 	"bufio"
@@ -12,16 +12,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
+	rcredis "github.com/regioncache/regioncache/backends/redis"
 	"github.com/regioncache/regioncache/internal/redistest"
 	"github.com/regioncache/regioncache/lock"
 )
 
-func newRedisLocker(t *testing.T, srv *redistest.Server, opts lock.RedisOptions) (*lock.Redis, *redis.Client) {
+func newRedisLocker(t *testing.T, srv *redistest.Server, opts rcredis.LockOptions) (*rcredis.Lock, *goredis.Client) {
 	t.Helper()
 	c := srv.Client()
-	l := lock.NewRedis(c, opts)
+	l := rcredis.NewLock(c, opts)
 	t.Cleanup(func() { _ = l.Close() })
 	return l, c
 }
@@ -29,9 +30,9 @@ func newRedisLocker(t *testing.T, srv *redistest.Server, opts lock.RedisOptions)
 func TestRedisLockExcludesOtherLockers(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	a, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "t:"})
-	b, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "t:"})
-	other, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "u:"})
+	a, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "t:"})
+	b, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "t:"})
+	other, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "u:"})
 
 	h, err := a.Lock(ctx, "k")
 	if err != nil {
@@ -79,7 +80,7 @@ func TestRedisLockMutualExclusion(t *testing.T) {
 	var wg sync.WaitGroup
 	errc := make(chan error, lockers*goroutines)
 	for i := 0; i < lockers; i++ {
-		l, c := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "mx:", TTL: 5 * time.Second})
+		l, c := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "mx:", TTL: 5 * time.Second})
 		for g := 0; g < goroutines; g++ {
 			wg.Add(1)
 			go func() {
@@ -91,7 +92,7 @@ func TestRedisLockMutualExclusion(t *testing.T) {
 						return
 					}
 					n, err := c.Get(ctx, "n").Int()
-					if err != nil && !errors.Is(err, redis.Nil) {
+					if err != nil && !errors.Is(err, goredis.Nil) {
 						errc <- err
 					}
 					if err := c.Set(ctx, "n", n+1, 0).Err(); err != nil {
@@ -122,8 +123,8 @@ func TestRedisLockMutualExclusion(t *testing.T) {
 func TestRedisLockWokenByRelease(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	a, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "w:", TTL: time.Minute})
-	b, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "w:", TTL: time.Minute})
+	a, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "w:", TTL: time.Minute})
+	b, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "w:", TTL: time.Minute})
 	h, err := a.Lock(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -180,8 +181,8 @@ func waitForCalls(t *testing.T, srv *redistest.Server, cmd string, n int64) {
 func TestRedisLockContextCancel(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	a, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "c:", TTL: time.Minute})
-	b, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "c:", TTL: time.Minute})
+	a, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "c:", TTL: time.Minute})
+	b, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "c:", TTL: time.Minute})
 	h, err := a.Lock(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -215,8 +216,8 @@ func TestRedisLockContextCancel(t *testing.T) {
 func TestRedisLockRenewsLease(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	a, c := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "r:", TTL: 2 * time.Second, RenewInterval: 100 * time.Millisecond})
-	b, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "r:", TTL: 2 * time.Second})
+	a, c := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "r:", TTL: 2 * time.Second, RenewInterval: 100 * time.Millisecond})
+	b, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "r:", TTL: 2 * time.Second})
 	h, err := a.Lock(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +239,7 @@ func TestRedisLockRenewsLease(t *testing.T) {
 func TestRedisLockLost(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	a, c := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "l:", TTL: 3 * time.Second, RenewInterval: 50 * time.Millisecond})
+	a, c := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "l:", TTL: 3 * time.Second, RenewInterval: 50 * time.Millisecond})
 
 	// Taken over by another token (as after the lease ran out and someone
 	// else locked): Unlock reports ErrLost and leaves the other's key alone.
@@ -249,7 +250,7 @@ func TestRedisLockLost(t *testing.T) {
 	if err := c.Set(ctx, "l:k", "someone-else", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	<-h.(*lock.RedisHandle).Lost() // the next renewal notices
+	<-h.(*rcredis.LockHandle).Lost() // the next renewal notices
 	if err := h.Unlock(); !errors.Is(err, lock.ErrLost) {
 		t.Fatalf("Unlock of a taken-over lock = %v, want ErrLost", err)
 	}
@@ -259,7 +260,7 @@ func TestRedisLockLost(t *testing.T) {
 	c.Del(ctx, "l:k")
 
 	// Expired (deleted) under a holder that has not renewed yet.
-	a2, c2 := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "l2:", TTL: time.Minute})
+	a2, c2 := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "l2:", TTL: time.Minute})
 	h, err = a2.Lock(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -284,8 +285,8 @@ func TestRedisLockHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestRedisLockHolderKilled")
 	}
 	ttl, _ := time.ParseDuration(os.Getenv("REGIONCACHE_LOCK_HELPER_TTL"))
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	l := lock.NewRedis(c, lock.RedisOptions{Prefix: "kill:", TTL: ttl})
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	l := rcredis.NewLock(c, rcredis.LockOptions{Prefix: "kill:", TTL: ttl})
 	if _, err := l.Lock(context.Background(), "k"); err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
@@ -338,7 +339,7 @@ func TestRedisLockHolderKilled(t *testing.T) {
 	var mu sync.Mutex
 	acquired := 0
 	for i := 0; i < lockers; i++ {
-		l, _ := newRedisLocker(t, srv, lock.RedisOptions{Prefix: "kill:", TTL: ttl})
+		l, _ := newRedisLocker(t, srv, rcredis.LockOptions{Prefix: "kill:", TTL: ttl})
 		for g := 0; g < goroutines; g++ {
 			wg.Add(1)
 			go func() {

@@ -1,4 +1,4 @@
-package lock
+package redis
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/regioncache/regioncache/lock"
 )
 
-// RedisOptions configure a Redis lock. The zero value gives sensible
+// LockOptions configure a Redis lock. The zero value gives sensible
 // defaults.
-type RedisOptions struct {
+type LockOptions struct {
 	// Prefix is prepended to every key to form the Redis key of its lock
 	// (default "regioncache:lock:"). Lockers that must exclude each other
 	// use the same prefix on the same Redis. In Redis Cluster every lock key
@@ -37,8 +39,8 @@ type RedisOptions struct {
 	RenewInterval time.Duration
 }
 
-// Redis is a Locker that excludes every process, on any machine, that uses
-// the same Redis and the same prefix. It is meant as an efficiency lock (see
+// Lock is a [lock.Locker] that excludes every process, on any machine, that
+// uses the same Redis and the same prefix. It is meant as an efficiency lock (see
 // docs/backends.md): it stops a stampede of regenerations; it does not
 // promise mutual exclusion through network partitions or Redis fail-over,
 // and it is not Redlock.
@@ -51,32 +53,32 @@ type RedisOptions struct {
 // the current lease would run out, so a holder that crashed (and published
 // nothing) delays them by at most TTL, without polling in a tight loop.
 //
-// Goroutines of one process first queue on an in-process Keyed mutex, so a
-// process has at most one Redis waiter per key.
+// Goroutines of one process first queue on an in-process [lock.Keyed] mutex,
+// so a process has at most one Redis waiter per key.
 //
-// Handles returned by Lock and TryLock are *RedisHandle. Call Close when done
+// Handles returned by Lock and TryLock are *LockHandle. Call Close when done
 // with the Redis locker; it does not close the client.
-type Redis struct {
-	client  redis.UniversalClient
+type Lock struct {
+	client  goredis.UniversalClient
 	prefix  string
 	channel string
 	ttl     time.Duration
 	renew   time.Duration
-	local   Keyed
+	local   lock.Keyed
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // Redis key -> closed on its release
 	started bool
 	ready   chan struct{} // closed once the subscription is confirmed
-	ps      *redis.PubSub
+	ps      *goredis.PubSub
 	closed  bool
 	stop    chan struct{} // closed by Close
 	subDone chan struct{}
 }
 
-// NewRedis returns a Redis locker on client. It panics if opts.RenewInterval
+// NewLock returns a Redis lock on client. It panics if opts.RenewInterval
 // is not shorter than opts.TTL, which is a programming error.
-func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
+func NewLock(client goredis.UniversalClient, opts LockOptions) *Lock {
 	if opts.Prefix == "" {
 		opts.Prefix = "regioncache:lock:"
 	}
@@ -90,9 +92,9 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		opts.RenewInterval = opts.TTL / 3
 	}
 	if opts.RenewInterval >= opts.TTL {
-		panic(fmt.Sprintf("lock: RedisOptions.RenewInterval %v must be shorter than TTL %v", opts.RenewInterval, opts.TTL))
+		panic(fmt.Sprintf("redis: LockOptions.RenewInterval %v must be shorter than TTL %v", opts.RenewInterval, opts.TTL))
 	}
-	return &Redis{
+	return &Lock{
 		client:  client,
 		prefix:  opts.Prefix,
 		channel: opts.Channel,
@@ -106,17 +108,17 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 }
 
 // TTL returns the lock's lease duration.
-func (r *Redis) TTL() time.Duration { return r.ttl }
+func (r *Lock) TTL() time.Duration { return r.ttl }
 
 // acquireScript takes the lock if it is free and returns -3; otherwise it
 // returns the remaining lease in milliseconds (-1: the key has no expiry).
-var acquireScript = redis.NewScript(`
+var acquireScript = goredis.NewScript(`
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -3 end
 return redis.call('pttl', KEYS[1])`)
 
 // releaseScript deletes the lock if it still holds our token and announces
 // the release; it returns 1 if it released, 0 if the lock was not ours.
-var releaseScript = redis.NewScript(`
+var releaseScript = goredis.NewScript(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
   redis.call('del', KEYS[1])
   redis.call('publish', ARGV[2], KEYS[1])
@@ -125,7 +127,7 @@ end
 return 0`)
 
 // renewScript extends the lease if the lock still holds our token.
-var renewScript = redis.NewScript(`
+var renewScript = goredis.NewScript(`
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
@@ -139,10 +141,10 @@ func newToken() string {
 
 // try attempts to take the Redis lock once. It returns the remaining lease of
 // the current holder when the lock is taken by somebody else.
-func (r *Redis) try(ctx context.Context, rkey, token string) (bool, time.Duration, error) {
+func (r *Lock) try(ctx context.Context, rkey, token string) (bool, time.Duration, error) {
 	n, err := acquireScript.Run(ctx, r.client, []string{rkey}, token, r.ttl.Milliseconds()).Int64()
 	if err != nil {
-		return false, 0, fmt.Errorf("lock: redis lock %s: %w", shortKey(rkey), err)
+		return false, 0, fmt.Errorf("redis lock %s: %w", shortKey(rkey), err)
 	}
 	if n == -3 {
 		return true, 0, nil
@@ -153,9 +155,9 @@ func (r *Redis) try(ctx context.Context, rkey, token string) (bool, time.Duratio
 	return false, time.Duration(n) * time.Millisecond, nil
 }
 
-// Lock implements Locker. It waits until the lock is free, or ctx ends, or
+// Lock implements [lock.Locker]. It waits until the lock is free, or ctx ends, or
 // Redis fails (the error names the key and wraps go-redis's error).
-func (r *Redis) Lock(ctx context.Context, key string) (Handle, error) {
+func (r *Lock) Lock(ctx context.Context, key string) (lock.Handle, error) {
 	lh, err := r.local.Lock(ctx, key)
 	if err != nil {
 		return nil, err
@@ -169,7 +171,7 @@ func (r *Redis) Lock(ctx context.Context, key string) (Handle, error) {
 	return h, nil
 }
 
-func (r *Redis) lockRedis(ctx context.Context, key string) (*RedisHandle, error) {
+func (r *Lock) lockRedis(ctx context.Context, key string) (*LockHandle, error) {
 	rkey := r.prefix + key
 	token := newToken()
 	ok, pttl, err := r.try(ctx, rkey, token)
@@ -218,9 +220,9 @@ func (r *Redis) lockRedis(ctx context.Context, key string) (*RedisHandle, error)
 	}
 }
 
-// TryLock implements Locker: it takes the lock if nobody in this process nor
+// TryLock implements [lock.Locker]: it takes the lock if nobody in this process nor
 // elsewhere holds it.
-func (r *Redis) TryLock(ctx context.Context, key string) (Handle, bool, error) {
+func (r *Lock) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
 	lh, ok, err := r.local.TryLock(ctx, key)
 	if err != nil || !ok {
 		return nil, false, err
@@ -239,7 +241,7 @@ func (r *Redis) TryLock(ctx context.Context, key string) (Handle, bool, error) {
 
 // Close stops the locker's Pub/Sub subscription. Held handles stay valid and
 // keep renewing until they are unlocked. The client is not closed.
-func (r *Redis) Close() error {
+func (r *Lock) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -262,7 +264,7 @@ func (r *Redis) Close() error {
 	return nil
 }
 
-func (r *Redis) waitChan(rkey string) chan struct{} {
+func (r *Lock) waitChan(rkey string) chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ch := r.waiters[rkey]
@@ -275,7 +277,7 @@ func (r *Redis) waitChan(rkey string) chan struct{} {
 	return ch
 }
 
-func (r *Redis) dropWait(rkey string, ch chan struct{}) {
+func (r *Lock) dropWait(rkey string, ch chan struct{}) {
 	r.mu.Lock()
 	if r.waiters[rkey] == ch {
 		delete(r.waiters, rkey)
@@ -284,7 +286,7 @@ func (r *Redis) dropWait(rkey string, ch chan struct{}) {
 }
 
 // wake wakes the waiter of rkey, or every waiter if rkey is "".
-func (r *Redis) wake(rkey string) {
+func (r *Lock) wake(rkey string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rkey == "" {
@@ -301,7 +303,7 @@ func (r *Redis) wake(rkey string) {
 }
 
 // subscribe starts the locker's single subscriber goroutine, once.
-func (r *Redis) subscribe() {
+func (r *Lock) subscribe() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.started || r.closed {
@@ -314,7 +316,7 @@ func (r *Redis) subscribe() {
 
 // awaitSubscription waits (at most max, or until ctx ends) for the
 // subscription to be confirmed, and reports whether it is.
-func (r *Redis) awaitSubscription(ctx context.Context, max time.Duration) bool {
+func (r *Lock) awaitSubscription(ctx context.Context, max time.Duration) bool {
 	select {
 	case <-r.ready:
 		return true
@@ -334,7 +336,7 @@ func (r *Redis) awaitSubscription(ctx context.Context, max time.Duration) bool {
 // receive is the subscriber loop. go-redis reconnects and resubscribes the
 // PubSub after a connection error; each confirmation wakes every waiter,
 // since a release may have been missed while disconnected.
-func (r *Redis) receive(ps *redis.PubSub) {
+func (r *Lock) receive(ps *goredis.PubSub) {
 	defer close(r.subDone)
 	ctx := context.Background()
 	readyClosed := false
@@ -369,7 +371,7 @@ func (r *Redis) receive(ps *redis.PubSub) {
 		}
 		backoff = 50 * time.Millisecond
 		switch m := msg.(type) {
-		case *redis.Subscription:
+		case *goredis.Subscription:
 			if m.Kind == "subscribe" {
 				if !readyClosed {
 					close(r.ready)
@@ -378,14 +380,14 @@ func (r *Redis) receive(ps *redis.PubSub) {
 					r.wake("") // resubscribed after a reconnect
 				}
 			}
-		case *redis.Message:
+		case *goredis.Message:
 			r.wake(m.Payload)
 		}
 	}
 }
 
 // pause waits d, and reports false if the locker was closed meanwhile.
-func (r *Redis) pause(d time.Duration) bool {
+func (r *Lock) pause(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -396,14 +398,14 @@ func (r *Redis) pause(d time.Duration) bool {
 	}
 }
 
-func (r *Redis) isClosed() bool {
+func (r *Lock) isClosed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.closed
 }
 
-func (r *Redis) newHandle(rkey, token string) *RedisHandle {
-	h := &RedisHandle{
+func (r *Lock) newHandle(rkey, token string) *LockHandle {
+	h := &LockHandle{
 		r:     r,
 		rkey:  rkey,
 		token: token,
@@ -415,13 +417,13 @@ func (r *Redis) newHandle(rkey, token string) *RedisHandle {
 	return h
 }
 
-// RedisHandle is a lock held through a Redis locker. Its lease is renewed in
+// LockHandle is a lock held through a Redis locker. Its lease is renewed in
 // the background until Unlock.
-type RedisHandle struct {
-	r     *Redis
+type LockHandle struct {
+	r     *Lock
 	rkey  string
 	token string
-	local Handle
+	local lock.Handle
 
 	lostOnce sync.Once
 	lost     chan struct{}
@@ -432,12 +434,12 @@ type RedisHandle struct {
 
 // Lost returns a channel closed when the holder learns that the lock was lost
 // (its lease ran out, or another holder replaced it). A creator may watch it
-// to give up early; Unlock will then report ErrLost.
-func (h *RedisHandle) Lost() <-chan struct{} { return h.lost }
+// to give up early; Unlock will then report lock.ErrLost.
+func (h *LockHandle) Lost() <-chan struct{} { return h.lost }
 
-func (h *RedisHandle) markLost() { h.lostOnce.Do(func() { close(h.lost) }) }
+func (h *LockHandle) markLost() { h.lostOnce.Do(func() { close(h.lost) }) }
 
-func (h *RedisHandle) renewLoop(acquired time.Time) {
+func (h *LockHandle) renewLoop(acquired time.Time) {
 	defer close(h.done)
 	lastOK := acquired
 	t := time.NewTicker(h.r.renew)
@@ -465,15 +467,15 @@ func (h *RedisHandle) renewLoop(acquired time.Time) {
 	}
 }
 
-// Unlock implements Handle. It returns an error wrapping ErrLost if the
+// Unlock implements [lock.Handle]. It returns an error wrapping [lock.ErrLost] if the
 // lease had run out or the key had been taken over (the compare-and-delete
 // never touches a key carrying another holder's token), one
-// wrapping ErrReleased on a second call, and Redis's error if the release
+// wrapping [lock.ErrReleased] on a second call, and Redis's error if the release
 // could not be sent (the lease then expires on its own within TTL). The
 // in-process part of the lock is released in every case.
-func (h *RedisHandle) Unlock() error {
+func (h *LockHandle) Unlock() error {
 	if h.released.Swap(true) {
-		return ErrReleased
+		return lock.ErrReleased
 	}
 	close(h.stop)
 	<-h.done
@@ -489,24 +491,15 @@ func (h *RedisHandle) Unlock() error {
 	case <-h.lost:
 		// Lost earlier: whatever release did (nothing, unless the key still
 		// carried our token), the protected work was not exclusive.
-		return fmt.Errorf("lock: redis lock %s: %w", shortKey(h.rkey), ErrLost)
+		return fmt.Errorf("redis lock %s: %w", shortKey(h.rkey), lock.ErrLost)
 	default:
 	}
 	if err != nil {
-		return fmt.Errorf("lock: releasing redis lock %s: %w", shortKey(h.rkey), err)
+		return fmt.Errorf("redis lock %s: release: %w", shortKey(h.rkey), err)
 	}
 	if n != 1 {
 		h.markLost()
-		return fmt.Errorf("lock: redis lock %s: %w", shortKey(h.rkey), ErrLost)
+		return fmt.Errorf("redis lock %s: %w", shortKey(h.rkey), lock.ErrLost)
 	}
 	return nil
-}
-
-// shortKey quotes a key for an error message, cut to a readable length.
-func shortKey(k string) string {
-	const max = 80
-	if len(k) > max {
-		return fmt.Sprintf("%q...(%d bytes)", k[:max], len(k))
-	}
-	return fmt.Sprintf("%q", k)
 }
