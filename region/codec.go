@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/gob"
 	"encoding/json"
-
-	"github.com/vmihailenco/msgpack/v5"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
 )
 
 // Codec encodes values for backends that store bytes. Values of type []byte
@@ -13,35 +15,82 @@ import (
 // use. Unmarshal failing makes the entry a miss, so a value whose type has
 // changed shape is regenerated rather than reported as an error.
 type Codec interface {
-	// Name identifies the codec ("gob", "json", "msgpack").
+	// Name identifies the codec ("gob", "json", "msgpack"), for
+	// configuration files (see RegisterCodec).
 	Name() string
 	Marshal(v any) ([]byte, error)
 	// Unmarshal decodes data into v, a non-nil pointer.
 	Unmarshal(data []byte, v any) error
 }
 
-// The built-in codecs.
+// The built-in codecs. MessagePack is in package region/msgpack, so that
+// programs that do not use it do not link it.
 var (
 	// Gob encodes with encoding/gob, the default. Each value is encoded on
 	// its own, with its type description.
 	Gob Codec = gobCodec{}
 	// JSON encodes with encoding/json.
 	JSON Codec = jsonCodec{}
-	// MessagePack encodes with github.com/vmihailenco/msgpack/v5.
-	MessagePack Codec = msgpackCodec{}
 )
 
-// CodecByName returns the built-in codec called name, for configuration files.
-func CodecByName(name string) (Codec, bool) {
-	switch name {
-	case "gob":
-		return Gob, true
-	case "json":
-		return JSON, true
-	case "msgpack", "messagepack":
-		return MessagePack, true
+var (
+	codecsMu sync.RWMutex
+	codecs   = map[string]Codec{"gob": Gob, "json": JSON}
+)
+
+// RegisterCodec makes c available to CodecByName and configuration files
+// under c.Name(). It is meant to be called from the init function of the
+// codec's package: importing github.com/regioncache/regioncache/region/msgpack
+// (even as _) registers "msgpack". RegisterCodec panics if c is nil, its
+// name is empty, or the name is already registered.
+func RegisterCodec(c Codec) {
+	if c == nil {
+		panic("region: RegisterCodec with a nil codec")
 	}
-	return nil, false
+	name := c.Name()
+	if name == "" {
+		panic("region: RegisterCodec with an empty name")
+	}
+	codecsMu.Lock()
+	defer codecsMu.Unlock()
+	if _, dup := codecs[name]; dup {
+		panic("region: RegisterCodec called twice for codec " + name)
+	}
+	codecs[name] = c
+}
+
+// CodecByName returns the codec registered as name: "gob" and "json" always,
+// "msgpack" (or "messagepack") once package region/msgpack is imported.
+func CodecByName(name string) (Codec, bool) {
+	if name == "messagepack" {
+		name = "msgpack"
+	}
+	codecsMu.RLock()
+	defer codecsMu.RUnlock()
+	c, ok := codecs[name]
+	return c, ok
+}
+
+// CodecNames returns the sorted names of the registered codecs.
+func CodecNames() []string {
+	codecsMu.RLock()
+	defer codecsMu.RUnlock()
+	names := make([]string, 0, len(codecs))
+	for n := range codecs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// unknownCodec explains a codec name that CodecByName does not know, listing
+// the known ones.
+func unknownCodec(name string) error {
+	hint := ""
+	if name == "msgpack" || name == "messagepack" {
+		hint = `; import _ "github.com/regioncache/regioncache/region/msgpack" to register it`
+	}
+	return fmt.Errorf("%w: unknown codec %q (known: %s)%s", ErrBadOption, name, strings.Join(CodecNames(), ", "), hint)
 }
 
 type gobCodec struct{}
@@ -63,9 +112,3 @@ type jsonCodec struct{}
 func (jsonCodec) Name() string                       { return "json" }
 func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
 func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
-
-type msgpackCodec struct{}
-
-func (msgpackCodec) Name() string                       { return "msgpack" }
-func (msgpackCodec) Marshal(v any) ([]byte, error)      { return msgpack.Marshal(v) }
-func (msgpackCodec) Unmarshal(data []byte, v any) error { return msgpack.Unmarshal(data, v) }

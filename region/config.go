@@ -19,7 +19,9 @@ import (
 //	cache.users.expiration_time  a duration ("90s") or seconds (optional)
 //	cache.users.version          schema version of written values (optional)
 //	cache.users.min_version      minimum schema version read (optional)
-//	cache.users.codec            "gob", "json" or "msgpack" (optional)
+//	cache.users.codec            a codec name (optional): "gob", "json", or
+//	                             one registered with RegisterCodec, such as
+//	                             "msgpack" (import region/msgpack)
 //	cache.users.arguments.NAME   backend argument NAME
 //
 // Other keys under the prefix are an error naming them. opts apply after the
@@ -85,7 +87,7 @@ func (r *Region) ConfigureFromMap(cfg map[string]any, prefix string, opts ...Opt
 		}
 		c, ok := CodecByName(cn)
 		if !ok {
-			return fmt.Errorf("%w: %s: want gob, json or msgpack, got %q", ErrBadOption, prefix+"codec", cn)
+			return fmt.Errorf("%s: %w", prefix+"codec", unknownCodec(cn))
 		}
 		pre = append(pre, WithCodec(c))
 	}
