@@ -1,7 +1,9 @@
 package region
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/regioncache/regioncache/backends"
-	"gopkg.in/yaml.v3"
 )
 
 // ConfigureFromMap configures r from a flat configuration map, the way
@@ -94,19 +95,22 @@ func (r *Region) ConfigureFromMap(cfg map[string]any, prefix string, opts ...Opt
 	return r.Configure(name, args, append(pre, opts...)...)
 }
 
-// ConfigureFromFile configures r from a JSON or YAML file (chosen by the
-// extension: .json, .yaml or .yml). Nested objects are flattened with dots,
-// and the region's settings are read from under prefix as in
-// ConfigureFromMap. For example, with prefix "cache.users." the YAML
+// ConfigureFromFile configures r from a JSON file. Nested objects are
+// flattened with dots, and the region's settings are read from under prefix
+// as in ConfigureFromMap. For example, with prefix "cache.users." the file
 //
-//	cache:
-//	  users:
-//	    backend: filesystem
-//	    expiration_time: 10m
-//	    arguments:
-//	      base_dir: /var/cache/users
+//	{"cache": {"users": {
+//	  "backend": "filesystem",
+//	  "expiration_time": "10m",
+//	  "arguments": {"base_dir": "/var/cache/users"}
+//	}}}
 //
 // configures a filesystem region with a ten-minute expiration.
+//
+// YAML files are read by package region/yamlconfig
+// (yamlconfig.ConfigureFromFile), which keeps the YAML parser out of programs
+// that do not need it; given a .yaml or .yml file, ConfigureFromFile returns
+// an error saying so.
 func (r *Region) ConfigureFromFile(path, prefix string, opts ...Option) error {
 	m, err := LoadConfigFile(path)
 	if err != nil {
@@ -118,28 +122,41 @@ func (r *Region) ConfigureFromFile(path, prefix string, opts ...Option) error {
 	return nil
 }
 
-// LoadConfigFile reads a JSON or YAML file into a flat map with dotted keys,
-// as taken by ConfigureFromMap.
+// LoadConfigFile reads a JSON file into a flat map with dotted keys, as
+// taken by ConfigureFromMap. For YAML files use package region/yamlconfig.
 func LoadConfigFile(path string) (map[string]any, error) {
+	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	case ".json":
+	case ".yaml", ".yml":
+		return nil, fmt.Errorf("%w: config file %s: YAML is read by package github.com/regioncache/regioncache/region/yamlconfig (yamlconfig.ConfigureFromFile); region reads only .json", ErrBadOption, path)
+	default:
+		return nil, fmt.Errorf("%w: config file %s: want a .json file (or .yaml/.yml with package region/yamlconfig)", ErrBadOption, path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var tree map[string]any
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".json":
-		err = json.Unmarshal(data, &tree)
-	case ".yaml", ".yml":
-		err = yaml.Unmarshal(data, &tree)
-	default:
-		return nil, fmt.Errorf("%w: config file %s: want a .json, .yaml or .yml file", ErrBadOption, path)
-	}
-	if err != nil {
+	if err := json.Unmarshal(data, &tree); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("config file %s: line %d: %w", path, lineOf(data, se.Offset), err)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("config file %s: line %d: %w", path, lineOf(data, te.Offset), err)
+		}
 		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	flat := make(map[string]any)
 	flatten("", tree, flat)
 	return flat, nil
+}
+
+// lineOf returns the 1-based line of byte offset off in data.
+func lineOf(data []byte, off int64) int {
+	off = max(0, min(off, int64(len(data))))
+	return 1 + bytes.Count(data[:off], []byte("\n"))
 }
 
 func flatten(prefix string, v any, out map[string]any) {
