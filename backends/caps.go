@@ -160,3 +160,23 @@ func DeleteMulti(ctx context.Context, b Backend, keys []string) error {
 	}
 	return nil
 }
+
+// ProcessLocal is implemented by backends whose entries no other process can
+// see (an in-process map). Storage is assumed shared across processes unless
+// the backend declares otherwise: a region over shared storage re-reads the
+// region-wide invalidation marks that other processes store, so a backend
+// author who says nothing gets the safe behaviour.
+type ProcessLocal interface {
+	// ProcessLocal reports true when the backend's entries are private to
+	// this process.
+	ProcessLocal() bool
+}
+
+// IsShared reports whether b's storage may be seen by other processes: true
+// unless b declares ProcessLocal, or discards everything (CapDiscards).
+func IsShared(b Backend) bool {
+	if p, ok := b.(ProcessLocal); ok && p.ProcessLocal() {
+		return false
+	}
+	return !Has(b, CapDiscards)
+}

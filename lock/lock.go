@@ -50,3 +50,12 @@ type Handle interface {
 	// else's is released).
 	Unlock() error
 }
+
+// Checker is implemented by handles of locks that can be lost while their
+// holder still runs (a lease past its TTL, a lock held by a plugin that
+// died). Check returns an error wrapping ErrLost when the lock is no longer
+// held. A region checks it before storing a created value, so that a creator
+// whose lock was lost does not overwrite the value of the new holder.
+type Checker interface {
+	Check(ctx context.Context) error
+}

@@ -13,7 +13,7 @@ var (
 	ErrNotFound = backends.ErrNotFound
 
 	// ErrNotConfigured is returned by every operation on a region that has
-	// not been configured (or has been closed).
+	// not been configured.
 	ErrNotConfigured = errors.New("regioncache: region not configured")
 
 	// ErrAlreadyConfigured is returned by Configure on a configured region.
@@ -23,6 +23,15 @@ var (
 	// nothing is registered under. It is the same error as
 	// backends.ErrUnknownBackend; the message lists the known names.
 	ErrUnknownBackend = backends.ErrUnknownBackend
+
+	// ErrClosed is returned by every call on a region once its Close began.
+	ErrClosed = errors.New("regioncache: region closed")
+
+	// ErrTypeMismatch is wrapped by the error Get and GetEntry return when
+	// the cached value is of another Go type than the caller asked for
+	// (backends that keep Go values can tell; encoded values that do not
+	// decode are misses). GetOrCreate replaces such a value and logs it.
+	ErrTypeMismatch = errors.New("regioncache: cached value is of another type")
 
 	// ErrBadOption is wrapped by errors about invalid options.
 	ErrBadOption = errors.New("regioncache: bad option")

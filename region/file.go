@@ -6,139 +6,156 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/regioncache/regioncache/backends"
 )
 
 // GetOrCreateFile is GetOrCreate for backends whose values are files (rawfs,
-// and plugins that stream). It returns a read-only file holding exactly the
-// bytes the creator wrote; the caller closes it. create returns a file
-// positioned anywhere (it is read from offset 0); GetOrCreateFile closes it
-// after storing it. With MoveFile the creator's file may be renamed into
-// the cache rather than copied, if the backend allows it too (rawfs does
-// unless its file_movable argument is false); without MoveFile it is always
-// copied, so creators may return files they keep. Files made with
-// Region.CreateTemp are on the cache's filesystem, so moving them is a rename.
+// and plugins that stream), with the same semantics and options. It returns
+// a read-only file holding exactly the bytes the creator wrote; the caller
+// closes it. create returns a file positioned anywhere (it is read from
+// offset 0); GetOrCreateFile closes it after storing it. With MoveFile the
+// creator's file may be renamed into the cache rather than copied, if the
+// backend allows it too (rawfs does unless its file_movable argument is
+// false); without MoveFile it is always copied, so creators may return files
+// they keep. Files made with Region.CreateTemp are on the cache's
+// filesystem, so moving them is a rename.
 //
-// The dogpile semantics are those of GetOrCreate. A backend without file
-// support gives an error wrapping backends.ErrUnsupported.
+// A stale file is handed to the callers that are served it; with
+// RegenerateInBackground the regeneration runs in the background as for
+// GetOrCreate. A backend without file support gives an error wrapping
+// backends.ErrUnsupported.
 func GetOrCreateFile(ctx context.Context, r *Region, key string, create func(context.Context) (*os.File, error), opts ...CallOption) (*os.File, error) {
-	s, err := r.load()
+	s, err := r.begin()
 	if err != nil {
 		return nil, err
 	}
+	defer s.exit()
 	if s.files == nil {
 		return nil, fmt.Errorf("region %s: GetOrCreateFile: backend %s stores no files: %w", s.name, s.backendName, backends.ErrUnsupported)
 	}
 	cfg := s.callCfg(opts)
-	bk := s.key(key)
-	f, st, err := s.openFile(ctx, bk, &cfg)
-	if err != nil {
-		s.event(EventError, key, err)
-		return nil, fmt.Errorf("region %s: open %s: %w", s.name, printable(key), err)
-	}
-	switch {
-	case st == fresh:
-		s.event(EventHit, key, nil)
-		return f, nil
-	case st == stale && !cfg.waitFresh:
-		h, ok, err := s.lock.TryLock(ctx, bk)
-		if err != nil || !ok {
-			if err != nil {
-				s.event(EventError, key, err)
-			}
-			s.event(EventStaleServed, key, nil)
-			return f, nil
-		}
-		defer s.unlock(h, key)
-		if cfg.background {
-			// Files are regenerated in the foreground; the stale file is
-			// still handed over at once to the callers that lose the race.
-			cfg.background = false
-		}
-	default:
-		if f != nil {
-			f.Close()
-		}
-		f = nil
-		s.event(EventMiss, key, nil)
-		h, err := s.lockWait(ctx, key, bk)
-		if err != nil {
-			return nil, err
-		}
-		defer s.unlock(h, key)
-	}
-	// We hold the lock. Re-read: another caller may have stored it meanwhile.
-	nf, st, err := s.openFile(ctx, bk, &cfg)
-	if err == nil && st == fresh {
-		if f != nil {
-			f.Close()
-		}
-		s.event(EventHit, key, nil)
-		return nf, nil
-	}
-	if nf != nil {
-		nf.Close()
-	}
-	created, err := create(ctx)
-	if err != nil {
-		if f != nil {
-			f.Close()
-		}
-		s.event(EventError, key, err)
+	src := &fileSource{s: s, cfg: &cfg, create1: create}
+	sl := &slot[*os.File]{key: key, bk: s.key(key)}
+	slots := []*slot[*os.File]{sl}
+	if err := src.read(ctx, slots); err != nil {
+		s.event(ctx, EventError, key, err, 0)
 		return nil, err
 	}
-	if created == nil {
-		if f != nil {
-			f.Close()
-		}
-		err := fmt.Errorf("region %s: GetOrCreateFile: creator returned a nil file and no error", s.name)
-		s.event(EventError, key, err)
+	c := &call[*os.File]{s: s, cfg: &cfg, src: src, slots: slots}
+	if err := c.run(ctx); err != nil {
 		return nil, err
 	}
-	s.event(EventCreated, key, nil)
-	if f != nil {
-		f.Close()
-	}
-	if keep, ok := cfg.shouldCache.(func(*os.File) bool); ok && !keep(created) {
-		_, err := created.Seek(0, io.SeekStart)
-		return created, err
-	}
-	e := backends.Entry{Created: time.Now(), Version: s.version, Tags: cfg.tags}
-	if err := s.files.StoreFile(ctx, bk, created, e, cfg.move); err != nil {
-		// The value exists; hand the creator's own file back.
-		s.logger.Warn("regioncache: cannot store created file", "key", printable(key), "err", err)
-		s.event(EventWriteError, key, err)
-		_, serr := created.Seek(0, io.SeekStart)
-		return created, serr
-	}
-	created.Close()
-	out, _, err := s.files.OpenFile(ctx, bk)
-	if err != nil {
-		s.event(EventError, key, err)
-		return nil, fmt.Errorf("region %s: open stored file %s: %w", s.name, printable(key), err)
-	}
-	return out, nil
+	return sl.v, nil
 }
 
-// openFile opens bk's file and classifies it; a missing file is (nil, missing, nil).
-// A file that is missing by classification is closed.
-func (s *state) openFile(ctx context.Context, bk string, cfg *callConfig) (*os.File, status, error) {
-	f, e, err := s.files.OpenFile(ctx, bk)
-	if errors.Is(err, backends.ErrNotFound) {
-		return nil, missing, nil
-	}
-	if err != nil {
-		return nil, missing, err
-	}
-	st := s.classify(ctx, &e, cfg.expiration)
-	if st == missing {
-		f.Close()
-		return nil, missing, nil
-	}
-	return f, st, nil
+// fileSource is the engine's source for file values.
+type fileSource struct {
+	s       *state
+	cfg     *callConfig
+	create1 func(context.Context) (*os.File, error)
 }
+
+func (f *fileSource) read(ctx context.Context, slots []*slot[*os.File]) error {
+	for _, sl := range slots {
+		sl.drop(f)
+		sl.st = missing
+		file, e, err := f.s.files.OpenFile(ctx, sl.bk)
+		if errors.Is(err, backends.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("region %s: open %s: %w", f.s.name, printable(sl.key), err)
+		}
+		st := f.s.classify(ctx, &e, f.cfg)
+		if st == missing {
+			file.Close()
+			continue
+		}
+		sl.v, sl.has, sl.st = file, true, st
+	}
+	return nil
+}
+
+func (f *fileSource) create(ctx context.Context, slots []*slot[*os.File]) ([]*os.File, error) {
+	file, err := f.create1(ctx)
+	if err != nil {
+		if file != nil {
+			file.Close()
+		}
+		return nil, err
+	}
+	if file == nil {
+		return nil, fmt.Errorf("region %s: GetOrCreateFile: creator returned a nil file and no error", f.s.name)
+	}
+	return []*os.File{file}, nil
+}
+
+// fileOpener is implemented by file backends that can store a file and hand
+// back a read-only handle on the stored bytes in one step, so that nothing
+// (eviction, another writer) can come between the store and the open.
+type fileOpener interface {
+	StoreFileOpen(ctx context.Context, key string, f *os.File, e backends.Entry, move bool) (*os.File, error)
+}
+
+func (f *fileSource) store(ctx context.Context, slots []*slot[*os.File], vs []*os.File) []*os.File {
+	s := f.s
+	out := make([]*os.File, len(vs))
+	for i, sl := range slots {
+		created := vs[i]
+		out[i] = created
+		if keep, ok := f.cfg.shouldCache.(func(*os.File) bool); ok && !keep(created) {
+			f.rewind(ctx, sl, created)
+			continue
+		}
+		e := backends.Entry{Created: s.now(), Version: s.version, Tags: f.cfg.tags}
+		if fo, ok := s.files.(fileOpener); ok {
+			stored, err := fo.StoreFileOpen(ctx, sl.bk, created, e, f.cfg.move)
+			if err != nil {
+				s.logger.Warn("regioncache: cannot store created file", "key", printable(sl.key), "err", err)
+				s.event(ctx, EventWriteError, sl.key, err, 0)
+				f.rewind(ctx, sl, created)
+				continue
+			}
+			created.Close()
+			out[i] = stored
+			continue
+		}
+		if err := s.files.StoreFile(ctx, sl.bk, created, e, f.cfg.move); err != nil {
+			// The value exists; hand the creator's own file back.
+			s.logger.Warn("regioncache: cannot store created file", "key", printable(sl.key), "err", err)
+			s.event(ctx, EventWriteError, sl.key, err, 0)
+			f.rewind(ctx, sl, created)
+			continue
+		}
+		stored, _, err := s.files.OpenFile(ctx, sl.bk)
+		if err != nil {
+			// Stored, then removed (evicted) before we could open it: the
+			// creator's handle still holds the bytes (after a move, under
+			// the inode that was renamed into the cache).
+			f.rewind(ctx, sl, created)
+			continue
+		}
+		created.Close()
+		out[i] = stored
+	}
+	return out
+}
+
+func (f *fileSource) rewind(ctx context.Context, sl *slot[*os.File], file *os.File) {
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		f.s.logger.Warn("regioncache: cannot rewind created file", "key", printable(sl.key), "err", err)
+		f.s.event(ctx, EventError, sl.key, err, 0)
+	}
+}
+
+func (f *fileSource) discard(file *os.File) {
+	if file != nil {
+		file.Close()
+	}
+}
+
+func (f *fileSource) shareable() bool { return false }
 
 // CreateTemp creates a temporary file for a creator to write a file value
 // into. It is on the backend's own filesystem when the backend offers that

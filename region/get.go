@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/regioncache/regioncache/backends"
-	"github.com/regioncache/regioncache/lock"
 )
 
 // callCfg applies opts over the region's defaults.
@@ -19,6 +18,13 @@ func (s *state) callCfg(opts []CallOption) callConfig {
 			o.applyCall(&c)
 		}
 	}
+	if c.expFunc != nil {
+		d := c.expFunc()
+		if d < 0 {
+			d = -1
+		}
+		c.expiration = d
+	}
 	return c
 }
 
@@ -27,164 +33,166 @@ func (s *state) callCfg(opts []CallOption) callConfig {
 // share the region's backend, one runs create and the others wait for its
 // value, or are served the stale value meanwhile (see the package doc).
 //
-// create's error is returned to the caller that ran it and nothing is cached.
-// A failure to store a created value is logged and counted; the value is
-// still returned. Backend read failures are returned as errors.
+// create's error is returned to the caller that ran it and nothing is cached;
+// callers of this process that were waiting for that creation get an error
+// wrapping both ErrCreatorFailed and create's error. A failure to store a
+// created value is logged and counted; the value is still returned. Backend
+// read failures are returned as errors. A cached value of another Go type
+// than T is replaced (and the replacement logged).
 func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(context.Context) (T, error), opts ...CallOption) (T, error) {
 	var zero T
 	s, err := r.load()
 	if err != nil {
 		return zero, err
 	}
-	exp := s.expiration
-	if len(opts) > 0 {
-		exp = s.callCfg(opts).expiration
-	}
 	bk := s.key(key)
-	e, err := s.backend.Get(ctx, bk)
-	if err == nil {
-		if st := s.classify(ctx, &e, exp); st != missing {
+	if len(opts) == 0 {
+		// The hit path: no call configuration to build.
+		e, err := s.backend.Get(ctx, bk)
+		if err == nil && s.classify(ctx, &e, &s.defaults) == fresh {
 			if v, ok := decode[T](s, &e); ok {
-				if st == fresh {
-					s.hit(key)
-					return v, nil
-				}
-				return getOrCreateSlow(ctx, s, key, bk, true, v, create, opts)
+				s.hit(ctx, key)
+				return v, nil
 			}
 		}
-	} else if !errors.Is(err, backends.ErrNotFound) {
-		s.event(EventError, key, err)
-		return zero, fmt.Errorf("region %s: get %s: %w", s.name, printable(key), err)
 	}
-	return getOrCreateSlow(ctx, s, key, bk, false, zero, create, opts)
+	return getOrCreateSlow(ctx, r, key, bk, create, opts)
 }
 
-// getOrCreateSlow is everything but a hit. It is a function of its own so
-// that the call configuration it builds never costs a hit an allocation.
-func getOrCreateSlow[T any](ctx context.Context, s *state, key, bk string, isStale bool, v T, create func(context.Context) (T, error), opts []CallOption) (T, error) {
+// getOrCreateSlow is everything but an option-less hit; it is a function of
+// its own so that what it builds never costs a hit an allocation.
+func getOrCreateSlow[T any](ctx context.Context, r *Region, key, bk string, create func(context.Context) (T, error), opts []CallOption) (T, error) {
+	var zero T
+	s, err := r.begin()
+	if err != nil {
+		return zero, err
+	}
+	defer s.exit()
 	cfg := s.callCfg(opts)
-	if isStale {
-		return getOrCreateStale(ctx, s, key, bk, v, create, &cfg)
-	}
-	return getOrCreateMissing(ctx, s, key, bk, create, &cfg)
-}
-
-// getOrCreateStale handles a stale value v: try the lock without waiting;
-// serve v if another caller holds it.
-func getOrCreateStale[T any](ctx context.Context, s *state, key, bk string, v T, create func(context.Context) (T, error), cfg *callConfig) (T, error) {
-	if cfg.waitFresh {
-		return getOrCreateMissing(ctx, s, key, bk, create, cfg)
-	}
-	h, ok, err := s.lock.TryLock(ctx, bk)
-	if err != nil {
-		// The lock's store is unreachable; the stale value is still the best
-		// answer we have.
-		s.logger.Warn("regioncache: try-lock failed; serving stale value", "key", printable(key), "err", err)
-		s.event(EventError, key, err)
-		s.event(EventStaleServed, key, nil)
-		return v, nil
-	}
-	if !ok {
-		s.event(EventStaleServed, key, nil)
-		return v, nil
-	}
-	if cfg.background {
-		s.bg.Add(1)
-		bctx := context.WithoutCancel(ctx)
-		go func() {
-			defer s.bg.Done()
-			defer s.unlock(h, key)
-			defer func() {
-				if p := recover(); p != nil {
-					err := fmt.Errorf("panic in background creator: %v", p)
-					s.logger.Error("regioncache: background regeneration panicked", "key", printable(key), "panic", p)
-					s.event(EventError, key, err)
-				}
-			}()
-			if _, err := runCreator(bctx, s, key, bk, create, cfg); err != nil {
-				s.logger.Warn("regioncache: background regeneration failed", "key", printable(key), "err", err)
-			}
-		}()
-		s.event(EventStaleServed, key, nil)
-		return v, nil
-	}
-	defer s.unlock(h, key)
-	// Somebody may have regenerated between our read and our lock.
-	if nv, ok := reread[T](ctx, s, bk, cfg); ok {
-		s.event(EventHit, key, nil)
-		return nv, nil
-	}
-	return runCreator(ctx, s, key, bk, create, cfg)
-}
-
-// getOrCreateMissing waits for the key's lock, re-reads, and creates only if
-// the value is still not fresh.
-func getOrCreateMissing[T any](ctx context.Context, s *state, key, bk string, create func(context.Context) (T, error), cfg *callConfig) (T, error) {
-	var zero T
-	s.event(EventMiss, key, nil)
-	h, err := s.lockWait(ctx, key, bk)
-	if err != nil {
+	src := &valueSource[T]{s: s, cfg: &cfg, create1: create}
+	sl := &slot[T]{key: key, bk: bk}
+	slots := []*slot[T]{sl}
+	if err := src.read(ctx, slots); err != nil {
+		s.event(ctx, EventError, key, err, 0)
 		return zero, err
 	}
-	defer s.unlock(h, key)
-	if v, ok := reread[T](ctx, s, bk, cfg); ok {
-		s.event(EventHit, key, nil)
-		return v, nil
+	c := &call[T]{s: s, cfg: &cfg, src: src, slots: slots}
+	if err := c.run(ctx); err != nil {
+		return zero, err
 	}
-	return runCreator(ctx, s, key, bk, create, cfg)
+	return sl.v, nil
 }
 
-// lockWait takes the key's lock, counting a wait when it is contended.
-func (s *state) lockWait(ctx context.Context, key, bk string) (lock.Handle, error) {
-	h, ok, err := s.lock.TryLock(ctx, bk)
-	if err == nil && ok {
-		return h, nil
-	}
-	if err == nil {
-		s.event(EventLockWait, key, nil)
-		h, err = s.lock.Lock(ctx, bk)
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			s.event(EventError, key, err)
+// valueSource is the engine's source for encoded (or kept) Go values.
+type valueSource[T any] struct {
+	s       *state
+	cfg     *callConfig
+	create1 func(context.Context) (T, error)
+	createN func(context.Context, []string) ([]T, error)
+}
+
+func (v *valueSource[T]) read(ctx context.Context, slots []*slot[T]) error {
+	s := v.s
+	if len(slots) == 1 {
+		sl := slots[0]
+		e, err := s.backend.Get(ctx, sl.bk)
+		if err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return fmt.Errorf("region %s: get %s: %w", s.name, printable(sl.key), err)
 		}
-		return nil, fmt.Errorf("region %s: lock %s: %w", s.name, printable(key), err)
+		judge(ctx, s, v.cfg, sl, &e, err == nil)
+		return nil
 	}
-	return h, nil
-}
-
-// reread reads bk again and reports a fresh, decodable value.
-func reread[T any](ctx context.Context, s *state, bk string, cfg *callConfig) (T, bool) {
-	var zero T
-	e, err := s.backend.Get(ctx, bk)
-	if err != nil || s.classify(ctx, &e, cfg.expiration) != fresh {
-		return zero, false
+	bks := make([]string, len(slots))
+	for i, sl := range slots {
+		bks[i] = sl.bk
 	}
-	return decode[T](s, &e)
-}
-
-// runCreator runs create (the caller holds the lock) and stores its value.
-func runCreator[T any](ctx context.Context, s *state, key, bk string, create func(context.Context) (T, error), cfg *callConfig) (T, error) {
-	v, err := create(ctx)
+	es, err := backends.GetMulti(ctx, s.backend, bks)
+	if err == nil && len(es) != len(bks) {
+		err = fmt.Errorf("backend returned %d entries for %d keys", len(es), len(bks))
+	}
 	if err != nil {
-		s.event(EventError, key, err)
-		var zero T
-		return zero, err
+		return fmt.Errorf("region %s: get multi: %w", s.name, err)
 	}
-	s.event(EventCreated, key, nil)
-	if keep, ok := cfg.shouldCache.(func(T) bool); ok && !keep(v) {
-		return v, nil
+	for i, sl := range slots {
+		judge(ctx, s, v.cfg, sl, es[i], es[i] != nil)
 	}
-	if err := store(ctx, s, bk, v, cfg); err != nil {
-		s.logger.Warn("regioncache: cannot store created value", "key", printable(key), "err", err)
-		s.event(EventWriteError, key, err)
-	}
-	return v, nil
+	return nil
 }
+
+// judge sets sl's status and value from e (found == false: a miss).
+func judge[T any](ctx context.Context, s *state, cfg *callConfig, sl *slot[T], e *backends.Entry, found bool) {
+	var zero T
+	sl.v, sl.has, sl.st, sl.mismatch = zero, false, missing, false
+	if !found {
+		return
+	}
+	st := s.classify(ctx, e, cfg)
+	if st == missing {
+		return
+	}
+	val, err := decodeEntry[T](s, e)
+	if err != nil {
+		sl.mismatch = errors.Is(err, ErrTypeMismatch)
+		return
+	}
+	sl.v, sl.has, sl.st = val, true, st
+}
+
+func (v *valueSource[T]) create(ctx context.Context, slots []*slot[T]) ([]T, error) {
+	if v.createN == nil {
+		x, err := v.create1(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []T{x}, nil
+	}
+	keys := make([]string, len(slots))
+	for i, sl := range slots {
+		keys[i] = sl.key
+	}
+	return v.createN(ctx, keys)
+}
+
+func (v *valueSource[T]) store(ctx context.Context, slots []*slot[T], vs []T) []T {
+	s := v.s
+	keep, _ := v.cfg.shouldCache.(func(T) bool)
+	var bks []string
+	var es []backends.Entry
+	var keys []string
+	for i, sl := range slots {
+		if keep != nil && !keep(vs[i]) {
+			continue
+		}
+		e, err := entryFor(s, vs[i], v.cfg)
+		if err != nil {
+			s.logger.Warn("regioncache: cannot encode created value", "key", printable(sl.key), "err", err)
+			s.event(ctx, EventWriteError, sl.key, err, 0)
+			continue
+		}
+		bks, es, keys = append(bks, sl.bk), append(es, e), append(keys, sl.key)
+	}
+	var err error
+	switch len(bks) {
+	case 0:
+		return vs
+	case 1:
+		err = s.backend.Set(ctx, bks[0], es[0])
+	default:
+		err = backends.SetMulti(ctx, s.backend, bks, es)
+	}
+	if err != nil {
+		s.logger.Warn("regioncache: cannot store created value", "key", printable(keys[0]), "keys", len(keys), "err", err)
+		s.event(ctx, EventWriteError, keys[0], err, 0)
+	}
+	return vs
+}
+
+func (v *valueSource[T]) discard(T)       {}
+func (v *valueSource[T]) shareable() bool { return true }
 
 // entryFor builds the entry for v.
 func entryFor[T any](s *state, v T, cfg *callConfig) (backends.Entry, error) {
-	e := backends.Entry{Created: time.Now(), Version: s.version, Tags: cfg.tags}
+	e := backends.Entry{Created: s.now(), Version: s.version, Tags: cfg.tags}
 	if s.keepsValues {
 		e.Value = v
 		return e, nil
@@ -211,16 +219,8 @@ func encodePayload[T any](s *state, v T) ([]byte, error) {
 	return p, nil
 }
 
-func store[T any](ctx context.Context, s *state, bk string, v T, cfg *callConfig) error {
-	e, err := entryFor(s, v, cfg)
-	if err != nil {
-		return err
-	}
-	return s.backend.Set(ctx, bk, e)
-}
-
-// decode returns the value held by e as a T. A kept value of another type,
-// or a payload that does not decode, reports false (a miss).
+// decode returns the value held by e as a T; false if it is of another type
+// or does not decode.
 func decode[T any](s *state, e *backends.Entry) (T, bool) {
 	if e.Value != nil {
 		v, ok := e.Value.(T)
@@ -231,6 +231,19 @@ func decode[T any](s *state, e *backends.Entry) (T, bool) {
 		return zero, false
 	}
 	return decodePayload[T](s, e.Payload)
+}
+
+// decodeEntry is decode with the reason: an error wrapping ErrTypeMismatch
+// for a kept value of another type, ErrNotFound for one that does not decode.
+func decodeEntry[T any](s *state, e *backends.Entry) (T, error) {
+	if v, ok := decode[T](s, e); ok {
+		return v, nil
+	}
+	var zero T
+	if e.Value != nil {
+		return zero, fmt.Errorf("%w: cached %T, asked for %T", ErrTypeMismatch, e.Value, zero)
+	}
+	return zero, ErrNotFound
 }
 
 // decodePayload is kept apart from decode so that the &v it takes does not
@@ -255,45 +268,175 @@ func decodePayload[T any](s *state, p []byte) (T, bool) {
 	return v, true
 }
 
-// Get returns the fresh value cached under key. A miss — absent, expired,
-// invalidated, too old a version, or undecodable — is an error wrapping
-// ErrNotFound.
-func Get[T any](ctx context.Context, r *Region, key string, opts ...CallOption) (T, error) {
-	var zero T
+// Entry is a cached value with its metadata, as GetEntry returns it.
+type Entry[T any] struct {
+	Value   T
+	Created time.Time     // when the value was created
+	Age     time.Duration // how old it is, by the region's clock
+	Version int           // the writer's schema version
+	Tags    []string
+	Stale   bool // expired or invalidated (only with IgnoreExpiration)
+}
+
+// GetEntry returns the fresh value cached under key with its metadata. A
+// miss — absent, expired, invalidated, too old a version, or undecodable —
+// is an error wrapping ErrNotFound; a value of another Go type than T is
+// an error wrapping ErrTypeMismatch. With IgnoreExpiration, expired and
+// invalidated values are returned, marked Stale.
+func GetEntry[T any](ctx context.Context, r *Region, key string, opts ...CallOption) (Entry[T], error) {
 	s, err := r.load()
 	if err != nil {
-		return zero, err
+		return Entry[T]{}, err
 	}
 	cfg := s.callCfg(opts)
 	e, err := s.backend.Get(ctx, s.key(key))
 	if err != nil {
 		if errors.Is(err, backends.ErrNotFound) {
-			s.event(EventMiss, key, nil)
-			return zero, ErrNotFound
+			s.event(ctx, EventMiss, key, nil, 0)
+			return Entry[T]{}, ErrNotFound
 		}
-		s.event(EventError, key, err)
-		return zero, fmt.Errorf("region %s: get %s: %w", s.name, printable(key), err)
+		s.event(ctx, EventError, key, err, 0)
+		return Entry[T]{}, fmt.Errorf("region %s: get %s: %w", s.name, printable(key), err)
 	}
-	if s.classify(ctx, &e, cfg.expiration) == fresh {
-		if v, ok := decode[T](s, &e); ok {
-			s.event(EventHit, key, nil)
-			return v, nil
+	return entryOf[T](ctx, s, &cfg, key, &e)
+}
+
+func entryOf[T any](ctx context.Context, s *state, cfg *callConfig, key string, e *backends.Entry) (Entry[T], error) {
+	st := s.classify(ctx, e, cfg)
+	isStale := false
+	if cfg.ignoreExpiration && st == fresh {
+		strict := *cfg
+		strict.ignoreExpiration = false
+		isStale = s.classify(ctx, e, &strict) != fresh
+	}
+	if st != fresh {
+		s.event(ctx, EventMiss, key, nil, 0)
+		return Entry[T]{}, ErrNotFound
+	}
+	v, err := decodeEntry[T](s, e)
+	if err != nil {
+		s.event(ctx, EventMiss, key, nil, 0)
+		if errors.Is(err, ErrTypeMismatch) {
+			return Entry[T]{}, fmt.Errorf("region %s: get %s: %w", s.name, printable(key), err)
+		}
+		return Entry[T]{}, ErrNotFound
+	}
+	if isStale {
+		s.event(ctx, EventStaleServed, key, nil, 0)
+	} else {
+		s.event(ctx, EventHit, key, nil, 0)
+	}
+	return Entry[T]{Value: v, Created: e.Created, Age: s.now().Sub(e.Created), Version: e.Version,
+		Tags: slices.Clone(e.Tags), Stale: isStale}, nil
+}
+
+// Get returns the fresh value cached under key. A miss — absent, expired,
+// invalidated, too old a version, or undecodable — is an error wrapping
+// ErrNotFound; a value of another Go type than T is an error wrapping
+// ErrTypeMismatch.
+func Get[T any](ctx context.Context, r *Region, key string, opts ...CallOption) (T, error) {
+	e, err := GetEntry[T](ctx, r, key, opts...)
+	return e.Value, err
+}
+
+// GetMulti returns the fresh values cached under keys, in order, and which
+// were found. A key whose value is missing, stale or of another type is not
+// found (its value is the zero T). Backend failures are errors.
+func GetMulti[T any](ctx context.Context, r *Region, keys []string, opts ...CallOption) ([]T, []bool, error) {
+	s, err := r.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := s.callCfg(opts)
+	bks := make([]string, len(keys))
+	for i, k := range keys {
+		bks[i] = s.key(k)
+	}
+	es, err := backends.GetMulti(ctx, s.backend, bks)
+	if err == nil && len(es) != len(bks) {
+		err = fmt.Errorf("backend returned %d entries for %d keys", len(es), len(bks))
+	}
+	if err != nil {
+		s.event(ctx, EventError, "", err, 0)
+		return nil, nil, fmt.Errorf("region %s: get multi: %w", s.name, err)
+	}
+	vs := make([]T, len(keys))
+	found := make([]bool, len(keys))
+	for i, e := range es {
+		if e == nil {
+			s.event(ctx, EventMiss, keys[i], nil, 0)
+			continue
+		}
+		if x, err := entryOf[T](ctx, s, &cfg, keys[i], e); err == nil {
+			vs[i], found[i] = x.Value, true
 		}
 	}
-	s.event(EventMiss, key, nil)
-	return zero, ErrNotFound
+	return vs, found, nil
 }
 
 // Set stores v under key, created now, without locking. Unlike a write made
 // by GetOrCreate, a failure is returned.
 func Set[T any](ctx context.Context, r *Region, key string, v T, opts ...CallOption) error {
-	s, err := r.load()
+	s, err := r.begin()
 	if err != nil {
 		return err
 	}
+	defer s.exit()
 	cfg := s.callCfg(opts)
-	if err := store(ctx, s, s.key(key), v, &cfg); err != nil {
+	e, err := entryFor(s, v, &cfg)
+	if err == nil {
+		err = s.backend.Set(ctx, s.key(key), e)
+	}
+	if err != nil {
 		return fmt.Errorf("region %s: set %s: %w", s.name, printable(key), err)
 	}
 	return nil
+}
+
+// SetMulti stores every value of values, created now, without locking, in
+// one backend operation where the backend has one. A failure is returned.
+func SetMulti[T any](ctx context.Context, r *Region, values map[string]T, opts ...CallOption) error {
+	s, err := r.begin()
+	if err != nil {
+		return err
+	}
+	defer s.exit()
+	cfg := s.callCfg(opts)
+	bks := make([]string, 0, len(values))
+	es := make([]backends.Entry, 0, len(values))
+	for k, v := range values {
+		e, err := entryFor(s, v, &cfg)
+		if err != nil {
+			return fmt.Errorf("region %s: set %s: %w", s.name, printable(k), err)
+		}
+		bks, es = append(bks, s.key(k)), append(es, e)
+	}
+	if err := backends.SetMulti(ctx, s.backend, bks, es); err != nil {
+		return fmt.Errorf("region %s: set multi: %w", s.name, err)
+	}
+	return nil
+}
+
+// KeyIsLocked reports whether a creator is running for key now, in this
+// process or (with a cross-process lock) in any other.
+func (r *Region) KeyIsLocked(ctx context.Context, key string) (bool, error) {
+	s, err := r.load()
+	if err != nil {
+		return false, err
+	}
+	bk := s.key(key)
+	if s.flights.inFlight(bk) {
+		return true, nil
+	}
+	h, ok, err := s.lock.TryLock(ctx, bk)
+	if err != nil {
+		return false, fmt.Errorf("region %s: try-lock %s: %w", s.name, printable(key), err)
+	}
+	if !ok {
+		return true, nil
+	}
+	if err := h.Unlock(); err != nil {
+		return false, fmt.Errorf("region %s: unlock %s: %w", s.name, printable(key), err)
+	}
+	return false, nil
 }

@@ -94,12 +94,10 @@ func (l *Loader[K, V]) Invalidate(ctx context.Context, k K) error {
 // Refresh calls fn now, stores its result (subject to CacheIf) and returns
 // it, whatever the cache held.
 func (l *Loader[K, V]) Refresh(ctx context.Context, k K) (V, error) {
-	s, err := l.r.load()
-	if err != nil {
-		var zero V
-		return zero, err
-	}
-	cfg := s.callCfg(l.opts)
-	key := l.Key(k)
-	return runCreator(ctx, s, key, s.key(key), func(ctx context.Context) (V, error) { return l.fn(ctx, k) }, &cfg)
+	opts := append(append([]CallOption(nil), l.opts...), ExpireAfter(0), WaitForFresh())
+	return l.loadWith(ctx, k, opts)
+}
+
+func (l *Loader[K, V]) loadWith(ctx context.Context, k K, opts []CallOption) (V, error) {
+	return GetOrCreate(ctx, l.r, l.Key(k), func(ctx context.Context) (V, error) { return l.fn(ctx, k) }, opts...)
 }

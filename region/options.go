@@ -1,10 +1,12 @@
 package region
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/lock"
 )
 
@@ -23,10 +25,68 @@ type config struct {
 	observer      func(Event)
 	locker        lock.Locker
 	invalidations time.Duration
+	now           func() time.Time
+	bgTimeout     time.Duration
+	asyncRunner   func(ctx context.Context, key string, regenerate func(context.Context))
+	wrap          []backends.Wrapper
 }
 
 func defaultConfig() config {
-	return config{codec: Gob, invalidations: time.Second}
+	return config{codec: Gob, invalidations: time.Second, expiration: -1}
+}
+
+// WithClock sets the region's notion of now (for tests): creation times of
+// new entries and expiration are judged with it. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock: now is nil", ErrBadOption)
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// WithBackgroundTimeout bounds each background regeneration: its context
+// ends after d (default: no bound other than Close, which cancels it).
+func WithBackgroundTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithBackgroundTimeout: want a duration >= 0, got %v", ErrBadOption, d)
+		}
+		c.bgTimeout = d
+		return nil
+	}
+}
+
+// WithAsyncRunner replaces the goroutine that RegenerateInBackground starts
+// (dogpile's async_creation_runner), for example with a bounded worker pool.
+// run is called with the background context, the caller's key and the
+// regeneration; it must call regenerate exactly once, from any goroutine
+// (the key's lock stays held, and Close waits, until it has run). Calls
+// after the first are ignored.
+func WithAsyncRunner(run func(ctx context.Context, key string, regenerate func(context.Context))) Option {
+	return func(c *config) error {
+		if run == nil {
+			return fmt.Errorf("%w: WithAsyncRunner: run is nil", ErrBadOption)
+		}
+		c.asyncRunner = run
+		return nil
+	}
+}
+
+// WithWrap wraps the region's backend in proxies (dogpile's ProxyBackend),
+// innermost first: WithWrap(a, b) makes the region call b(a(backend)).
+func WithWrap(w ...backends.Wrapper) Option {
+	return func(c *config) error {
+		for i, x := range w {
+			if x == nil {
+				return fmt.Errorf("%w: WithWrap: wrapper %d is nil", ErrBadOption, i)
+			}
+		}
+		c.wrap = append(c.wrap, w...)
+		return nil
+	}
 }
 
 // WithName names the region in logs and errors.
@@ -38,8 +98,8 @@ func WithName(name string) Option {
 // values never expire (the default).
 func WithExpiration(d time.Duration) Option {
 	return func(c *config) error {
-		if d < 0 {
-			d = 0
+		if d <= 0 {
+			d = -1
 		}
 		c.expiration = d
 		return nil
@@ -117,14 +177,16 @@ type CallOption interface {
 }
 
 type callConfig struct {
-	expiration    time.Duration
-	hasExpiration bool
-	waitFresh     bool
-	background    bool
-	tags          []string
-	shouldCache   any // func(T) bool for the call's T
-	keyFunc       any // func(K) string for a Loader's K
-	move          bool
+	expiration       time.Duration // < 0: never stale; 0: always stale
+	expFunc          func() time.Duration
+	ignoreExpiration bool
+	beta             float64
+	waitFresh        bool
+	background       bool
+	tags             []string
+	shouldCache      any // func(T) bool for the call's T
+	keyFunc          any // func(K) string for a Loader's K
+	move             bool
 }
 
 type callOptionFunc func(*callConfig)
@@ -132,13 +194,40 @@ type callOptionFunc func(*callConfig)
 func (f callOptionFunc) applyCall(c *callConfig) { f(c) }
 
 // ExpireAfter overrides the region's expiration for this call: values older
-// than d are stale. A negative d means never stale.
+// than d are stale. d == 0 means always stale (every call re-creates, as in
+// dogpile); a negative d means never stale.
 func ExpireAfter(d time.Duration) CallOption {
 	return callOptionFunc(func(c *callConfig) {
 		if d < 0 {
-			d = 0
+			d = -1
 		}
-		c.expiration, c.hasExpiration = d, true
+		c.expiration, c.expFunc = d, nil
+	})
+}
+
+// ExpireAfterFunc is ExpireAfter with the duration asked of f on every call
+// (dogpile's expiration_time as a callable).
+func ExpireAfterFunc(f func() time.Duration) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.expFunc = f })
+}
+
+// IgnoreExpiration makes Get, GetEntry and GetMulti return values that are
+// expired or invalidated (GetEntry reports them with Stale set). Values of
+// too old a version are still misses. GetOrCreate ignores it.
+func IgnoreExpiration() CallOption {
+	return callOptionFunc(func(c *callConfig) { c.ignoreExpiration = true })
+}
+
+// EarlyRefresh makes a caller treat a fresh value as stale, with a
+// probability that grows as its expiry nears, so that one caller regenerates
+// it before it expires (probabilistic early expiration, "XFetch"); beta
+// scales how early (1 is the usual choice; larger is earlier). It has an
+// effect only with an expiration.
+func EarlyRefresh(beta float64) CallOption {
+	return callOptionFunc(func(c *callConfig) {
+		if beta > 0 {
+			c.beta = beta
+		}
 	})
 }
 
@@ -206,9 +295,22 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
+// numKinds is the number of event kinds.
+const numKinds = int(EventWriteError) + 1
+
 // Event is reported to an observer installed with WithObserver.
 type Event struct {
 	Kind EventKind
-	Key  string // the key as given by the caller
+	Key  string // the key as given by the caller (empty for some multi errors)
 	Err  error  // for EventError and EventWriteError
+
+	// Context is the context of the call the event belongs to (for
+	// background work, the background context, which keeps the caller's
+	// values), so that a tracer can link the event to the caller's span.
+	Context context.Context
+	// Region is the region's name (WithName, or the backend's name).
+	Region string
+	// Duration is the creator's run time for EventCreated (and for the
+	// EventError of a failed creator), and the wait for EventLockWait.
+	Duration time.Duration
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,12 +39,39 @@ type state struct {
 	lock        lock.Locker
 	logger      *slog.Logger
 
+	discards bool // the backend keeps nothing (null): no locks, no sharing
+
 	inv        atomic.Pointer[invalidations]
 	refreshing atomic.Bool
 
+	defaults   callConfig // the call configuration of a call without options
+	flights    flightGroup
+	lastCreate atomic.Int64 // the last creator's run time, for EarlyRefresh
+
 	stats counters
-	bg    sync.WaitGroup
+
+	// Lifecycle: calls and background work in flight, and Close.
+	closed       atomic.Bool // Close began: new calls fail with ErrClosed
+	lifeMu       sync.Mutex
+	closedLocked bool
+	work         sync.WaitGroup
+	closing      context.Context // done when Close begins
+	closeNow     context.CancelFunc
 }
+
+// enter counts a call or background job in flight; it reports false once
+// Close began.
+func (s *state) enter() bool {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.closedLocked {
+		return false
+	}
+	s.work.Add(1)
+	return true
+}
+
+func (s *state) exit() { s.work.Done() }
 
 // New returns an unconfigured region. opts apply to every later Configure. A
 // region made by New is fine as a package-level variable: configure it once
@@ -61,17 +90,25 @@ func Open(backend string, args backends.Args, opts ...Option) (*Region, error) {
 }
 
 // Configure opens the named backend with args and makes the region use it.
-// It returns ErrAlreadyConfigured if the region is configured, an error
+// It returns ErrAlreadyConfigured if the region is configured (ErrClosed if
+// it was closed), an error
 // wrapping ErrUnknownBackend (listing the known names) for an unknown
 // backend, and the backend's own error (wrapping backends.ErrBadArgument) for
 // bad arguments.
 func (r *Region) Configure(backend string, args backends.Args, opts ...Option) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state.Load() != nil {
+	if s := r.state.Load(); s != nil {
+		if s.closed.Load() {
+			return ErrClosed
+		}
 		return ErrAlreadyConfigured
 	}
 	cfg, err := r.config(opts)
+	if err != nil {
+		return err
+	}
+	args, wraps, err := wrapArgs(args)
 	if err != nil {
 		return err
 	}
@@ -79,8 +116,76 @@ func (r *Region) Configure(backend string, args backends.Args, opts ...Option) e
 	if err != nil {
 		return err
 	}
+	if b, err = wrapBackend(b, append(wraps, cfg.wrap...)); err != nil {
+		return err
+	}
 	r.state.Store(newState(cfg, backend, b))
 	return nil
+}
+
+// wrapArgs takes the "wrap" argument (a wrapper name or a list of names,
+// innermost first) and each wrapper's "wrap_args.<name>" out of args.
+func wrapArgs(args backends.Args) (backends.Args, []backends.Wrapper, error) {
+	w, ok := args["wrap"]
+	if !ok {
+		return args, nil, nil
+	}
+	var names []string
+	switch x := w.(type) {
+	case string:
+		names = []string{x}
+	case []string:
+		names = x
+	case []any:
+		for i, n := range x {
+			s, ok := n.(string)
+			if !ok {
+				return nil, nil, fmt.Errorf("%w: wrap[%d]: want a wrapper name, got %T", backends.ErrBadArgument, i, n)
+			}
+			names = append(names, s)
+		}
+	default:
+		return nil, nil, fmt.Errorf("%w: wrap: want a wrapper name or a list of names, got %T", backends.ErrBadArgument, w)
+	}
+	rest := make(backends.Args, len(args))
+	for k, v := range args {
+		rest[k] = v
+	}
+	delete(rest, "wrap")
+	var ws []backends.Wrapper
+	for _, n := range names {
+		var wa backends.Args
+		if a, ok := rest["wrap_args."+n]; ok {
+			m, ok := a.(map[string]any)
+			if !ok {
+				return nil, nil, fmt.Errorf("%w: wrap_args.%s: want a map, got %T", backends.ErrBadArgument, n, a)
+			}
+			wa = backends.Args(m)
+			delete(rest, "wrap_args."+n)
+		}
+		wr, err := backends.LookupWrapper(n, wa)
+		if err != nil {
+			return nil, nil, err
+		}
+		ws = append(ws, wr)
+	}
+	return rest, ws, nil
+}
+
+// wrapBackend applies ws to b, innermost first; on failure b is closed.
+func wrapBackend(b backends.Backend, ws []backends.Wrapper) (backends.Backend, error) {
+	for i, w := range ws {
+		nb, err := w(b)
+		if err == nil && nb == nil {
+			err = fmt.Errorf("%w: wrapper %d returned a nil backend", ErrBadOption, i)
+		}
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("region: wrap: %w", err)
+		}
+		b = nb
+	}
+	return b, nil
 }
 
 // ConfigureBackend makes the region use an already opened backend, which the
@@ -92,14 +197,21 @@ func (r *Region) ConfigureBackend(b backends.Backend, opts ...Option) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state.Load() != nil {
+	if s := r.state.Load(); s != nil {
+		if s.closed.Load() {
+			return ErrClosed
+		}
 		return ErrAlreadyConfigured
 	}
 	cfg, err := r.config(opts)
 	if err != nil {
 		return err
 	}
-	r.state.Store(newState(cfg, fmt.Sprintf("%T", b), b))
+	name := fmt.Sprintf("%T", b)
+	if b, err = wrapBackend(b, cfg.wrap); err != nil {
+		return err
+	}
+	r.state.Store(newState(cfg, name, b))
 	return nil
 }
 
@@ -119,8 +231,10 @@ func (r *Region) config(opts []Option) (config, error) {
 
 func newState(cfg config, name string, b backends.Backend) *state {
 	s := &state{config: cfg, backendName: name, backend: b}
+	s.closing, s.closeNow = context.WithCancel(context.Background())
 	s.keepsValues = backends.KeepsValues(b)
-	s.shared = backends.Has(b, backends.CapSharedStorage)
+	s.shared = backends.IsShared(b)
+	s.discards = backends.Has(b, backends.CapDiscards)
 	if fs, ok := b.(backends.FileStore); ok && backends.Has(b, backends.CapFiles) {
 		s.files = fs
 	}
@@ -131,6 +245,10 @@ func newState(cfg config, name string, b backends.Backend) *state {
 	if s.lock == nil {
 		s.lock = new(lock.Keyed)
 	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.defaults = callConfig{expiration: cfg.expiration}
 	s.logger = cfg.logger
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -143,18 +261,27 @@ func newState(cfg config, name string, b backends.Backend) *state {
 	return s
 }
 
-// Close waits for background regenerations to finish, then closes the
-// backend. The region is unconfigured afterwards (operations return
-// ErrNotConfigured) and may be configured again. Closing an unconfigured
-// region returns nil.
+// Close closes the region, like database/sql's DB.Close: once Close begins,
+// new calls fail with ErrClosed and no new background work starts; the
+// contexts of background regenerations in flight are cancelled; Close then
+// waits for the calls and background work in flight to return and closes
+// the backend. A creator that ignores its context delays Close until it
+// returns (WithBackgroundTimeout bounds background creators). Close is
+// idempotent: later calls return nil. Closing an unconfigured region returns
+// nil; a closed region cannot be configured again.
 func (r *Region) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.state.Swap(nil)
-	if s == nil {
+	s := r.state.Load()
+	if s == nil || s.closed.Load() {
 		return nil
 	}
-	s.bg.Wait()
+	s.closed.Store(true)
+	s.lifeMu.Lock()
+	s.closedLocked = true
+	s.lifeMu.Unlock()
+	s.closeNow()
+	s.work.Wait()
 	return s.backend.Close()
 }
 
@@ -167,25 +294,70 @@ func (r *Region) Backend() backends.Backend {
 }
 
 func (r *Region) load() (*state, error) {
-	if s := r.state.Load(); s != nil {
-		return s, nil
+	s := r.state.Load()
+	if s == nil {
+		return nil, ErrNotConfigured
 	}
-	return nil, ErrNotConfigured
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return s, nil
 }
 
-// Stats are a region's counters since it was configured.
+// begin is load for calls that may create, wait or write: it counts the call
+// as in flight until end.
+func (r *Region) begin() (*state, error) {
+	s, err := r.load()
+	if err != nil {
+		return nil, err
+	}
+	if !s.enter() {
+		return nil, ErrClosed
+	}
+	return s, nil
+}
+
+// Stats are a region's counters since it was configured. Every call counts
+// once in Calls and once in exactly one of Hits, StaleServed and Misses (a
+// multi call counts once per distinct key).
 type Stats struct {
-	Hits        int64 // fresh values returned from the cache (also after waiting on a lock)
-	Misses      int64 // calls that found nothing usable
-	StaleServed int64 // stale values returned while another caller regenerated
-	Creations   int64 // creator runs that succeeded
-	LockWaits   int64 // calls that waited for another caller's lock
-	Errors      int64 // creator failures and backend read failures
+	Calls       int64 // calls (keys, for multi calls)
+	Hits        int64 // calls served a fresh value from their first read
+	Misses      int64 // calls that found nothing usable (they waited or created)
+	StaleServed int64 // calls served a stale value while another caller regenerated
+	Creations   int64 // creator runs that succeeded (one per key)
+	LockWaits   int64 // waits for another caller's creation or lock
+	Errors      int64 // creator failures and backend failures
 	WriteErrors int64 // created values that could not be stored (the calls succeeded)
 }
 
+// counters are striped over padded cells so that hits on several cores do
+// not write one shared cache line.
 type counters struct {
-	hits, misses, stale, creations, waits, errors, writeErrors atomic.Int64
+	cells [stripes]counterCell
+}
+
+const stripes = 16
+
+type counterCell struct {
+	n [numKinds + 1]atomic.Int64 // one per EventKind, then calls
+	_ [128 - ((numKinds+1)*8)%128]byte
+}
+
+func (c *counters) add(kind EventKind) {
+	cell := &c.cells[rand.Uint32()%stripes]
+	cell.n[kind].Add(1)
+	if kind <= EventStaleServed {
+		cell.n[numKinds].Add(1)
+	}
+}
+
+func (c *counters) sum(kind int) int64 {
+	var n int64
+	for i := range c.cells {
+		n += c.cells[i].n[kind].Load()
+	}
+	return n
 }
 
 // Stats returns the region's counters. An unconfigured region reports zeros.
@@ -195,40 +367,31 @@ func (r *Region) Stats() Stats {
 		return Stats{}
 	}
 	c := &s.stats
-	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), StaleServed: c.stale.Load(),
-		Creations: c.creations.Load(), LockWaits: c.waits.Load(), Errors: c.errors.Load(),
-		WriteErrors: c.writeErrors.Load()}
+	return Stats{Calls: c.sum(numKinds), Hits: c.sum(int(EventHit)), Misses: c.sum(int(EventMiss)),
+		StaleServed: c.sum(int(EventStaleServed)), Creations: c.sum(int(EventCreated)),
+		LockWaits: c.sum(int(EventLockWait)), Errors: c.sum(int(EventError)),
+		WriteErrors: c.sum(int(EventWriteError))}
 }
 
 // hit counts a hit. It is apart from event to keep the hit path short.
-func (s *state) hit(key string) {
-	s.stats.hits.Add(1)
+func (s *state) hit(ctx context.Context, key string) {
+	s.stats.add(EventHit)
 	if s.observer != nil {
-		s.observer(Event{Kind: EventHit, Key: key})
+		s.observer(Event{Kind: EventHit, Key: key, Context: ctx, Region: s.name})
 	}
 }
 
-func (s *state) event(kind EventKind, key string, err error) {
-	var c *atomic.Int64
-	switch kind {
-	case EventHit:
-		c = &s.stats.hits
-	case EventMiss:
-		c = &s.stats.misses
-	case EventStaleServed:
-		c = &s.stats.stale
-	case EventCreated:
-		c = &s.stats.creations
-	case EventLockWait:
-		c = &s.stats.waits
-	case EventError:
-		c = &s.stats.errors
-	case EventWriteError:
-		c = &s.stats.writeErrors
-	}
-	c.Add(1)
+// event counts an event and reports it to the observer. d is the creator's
+// run time (EventCreated, EventError of a creator) or the wait (EventLockWait).
+func (s *state) event(ctx context.Context, kind EventKind, key string, err error, d time.Duration) {
+	s.stats.add(kind)
+	s.notify(ctx, kind, key, err, d)
+}
+
+// notify reports an event to the observer without counting it.
+func (s *state) notify(ctx context.Context, kind EventKind, key string, err error, d time.Duration) {
 	if s.observer != nil {
-		s.observer(Event{Kind: kind, Key: key, Err: err})
+		s.observer(Event{Kind: kind, Key: key, Err: err, Context: ctx, Region: s.name, Duration: d})
 	}
 }
 
@@ -279,7 +442,7 @@ func (r *Region) Invalidate(ctx context.Context, mode InvalidationMode) error {
 	if mode != Hard && mode != Soft {
 		return fmt.Errorf("%w: Invalidate: mode must be region.Hard or region.Soft, got %d", ErrBadOption, int(mode))
 	}
-	now := time.Now().UnixNano()
+	now := s.now().UnixNano()
 	k := hardKey
 	if mode == Soft {
 		k = softKey
@@ -346,8 +509,9 @@ const (
 )
 
 // classify judges an entry: missing if too old a version or hard-invalidated,
-// stale if expired or soft-invalidated, fresh otherwise.
-func (s *state) classify(ctx context.Context, e *backends.Entry, exp time.Duration) status {
+// stale if expired or soft-invalidated (or chosen for early refresh), fresh
+// otherwise. cfg.expiration < 0 means never expired, 0 always expired.
+func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig) status {
 	if e.Version < s.minVersion {
 		return missing
 	}
@@ -356,16 +520,41 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, exp time.Durati
 		inv = s.marks(ctx)
 	}
 	created := e.Created.UnixNano()
+	if cfg.ignoreExpiration {
+		return fresh
+	}
 	if created < inv.hard {
 		return missing
 	}
 	if created < inv.soft {
 		return stale
 	}
-	if exp > 0 && time.Since(e.Created) > exp {
+	exp := cfg.expiration
+	if exp < 0 {
+		return fresh
+	}
+	if exp == 0 {
+		return stale
+	}
+	age := s.now().Sub(e.Created)
+	if age > exp {
+		return stale
+	}
+	if cfg.beta > 0 && earlyRefresh(age, exp, time.Duration(s.lastCreate.Load()), cfg.beta) {
 		return stale
 	}
 	return fresh
+}
+
+// earlyRefresh is XFetch (Vattani et al., "Optimal Probabilistic Cache
+// Stampede Prevention"): regenerate before expiry with a probability that
+// grows as expiry nears, scaled by the creator's run time delta and beta.
+func earlyRefresh(age, exp, delta time.Duration, beta float64) bool {
+	if delta <= 0 {
+		delta = time.Millisecond
+	}
+	gap := -float64(delta) * beta * math.Log(1-rand.Float64())
+	return float64(age)+gap >= float64(exp)
 }
 
 // EvictTag removes every entry carrying tag, if the backend supports tags
@@ -409,7 +598,7 @@ func (s *state) unlock(h lock.Handle, key string) {
 		} else {
 			s.logger.Error("regioncache: cannot release lock", "key", printable(key), "err", err)
 		}
-		s.event(EventError, key, err)
+		s.event(context.Background(), EventError, key, err, 0)
 	}
 }
 

@@ -74,7 +74,7 @@ func TestColdKeyStampedeCreatesOnce(t *testing.T) {
 				t.Fatalf("creations = %d, want 1", n)
 			}
 			st := r.Stats()
-			if st.Creations != 1 || st.Hits != callers-1 || st.LockWaits != callers-1 {
+			if st.Calls != callers || st.Creations != 1 || st.Misses != callers || st.Hits != 0 || st.LockWaits != callers-1 {
 				t.Fatalf("stats = %+v", st)
 			}
 		})
@@ -398,7 +398,7 @@ type point struct {
 }
 
 func TestCodecsRoundTrip(t *testing.T) {
-	for _, c := range []region.Codec{region.Gob, region.JSON, region.MessagePack} {
+	for _, c := range []region.Codec{region.Gob, region.JSON} {
 		t.Run(c.Name(), func(t *testing.T) {
 			r := open(t, backends.Args{"copy_values": true}, region.WithCodec(c))
 			ctx := context.Background()
@@ -602,8 +602,11 @@ func TestConfigureLifecycle(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal("Close is not idempotent")
 	}
-	if _, err := region.Get[int](ctx, r, "k"); !errors.Is(err, region.ErrNotConfigured) {
+	if _, err := region.Get[int](ctx, r, "k"); !errors.Is(err, region.ErrClosed) {
 		t.Fatalf("closed: %v", err)
+	}
+	if err := r.Configure("memory", nil); !errors.Is(err, region.ErrClosed) {
+		t.Fatalf("Configure after Close: %v", err)
 	}
 }
 
@@ -629,16 +632,6 @@ func TestConfigureFromMapAndFiles(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	yml := filepath.Join(dir, "c.yaml")
-	os.WriteFile(yml, []byte("cache:\n  users:\n    backend: memory\n    codec: json\n    arguments:\n      copy_values: true\n"), 0o600)
-	ry := region.New()
-	if err := ry.ConfigureFromFile(yml, "cache.users."); err != nil {
-		t.Fatal(err)
-	}
-	region.Set(ctx, ry, "p", point{X: 3})
-	if e, _ := ry.Backend().Get(ctx, "p"); !strings.Contains(string(e.Payload), `"X":3`) {
-		t.Fatalf("codec from YAML not applied: %s", e.Payload)
-	}
 	js := filepath.Join(dir, "c.json")
 	os.WriteFile(js, []byte(`{"cache":{"users":{"backend":"memory","arguments":{"max_entries":"x"}}}}`), 0o600)
 	if err := region.New().ConfigureFromFile(js, "cache.users."); !errors.Is(err, backends.ErrBadArgument) {

@@ -1,0 +1,5 @@
+package null
+
+// ProcessLocal implements backends.ProcessLocal: nothing is stored, so
+// nothing is shared.
+func (b *Backend) ProcessLocal() bool { return true }
