@@ -340,6 +340,12 @@ func (c *call[V]) round(ctx context.Context, pending []*slot[V]) ([]*slot[V], er
 				sl.st = fresh
 				continue
 			}
+			if sl.st == stale {
+				// Created for this caller's wait, though already stale by this
+				// call's expiration (ExpireAfter(0)): it is the value asked for.
+				sl.st = fresh
+				continue
+			}
 			sl.st = missing
 			again = append(again, sl)
 		}

@@ -104,7 +104,7 @@ func (f *fileSource) store(ctx context.Context, slots []*slot[*os.File], vs []*o
 	for i, sl := range slots {
 		created := vs[i]
 		out[i] = created
-		if keep, ok := f.cfg.shouldCache.(func(*os.File) bool); ok && !keep(created) {
+		if !shouldCache(f.cfg, created) {
 			f.rewind(ctx, sl, created)
 			continue
 		}

@@ -155,12 +155,11 @@ func (v *valueSource[T]) create(ctx context.Context, slots []*slot[T]) ([]T, err
 
 func (v *valueSource[T]) store(ctx context.Context, slots []*slot[T], vs []T) []T {
 	s := v.s
-	keep, _ := v.cfg.shouldCache.(func(T) bool)
 	var bks []string
 	var es []backends.Entry
 	var keys []string
 	for i, sl := range slots {
-		if keep != nil && !keep(vs[i]) {
+		if !shouldCache(v.cfg, vs[i]) {
 			continue
 		}
 		e, err := entryFor(s, vs[i], v.cfg)

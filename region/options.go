@@ -184,8 +184,8 @@ type callConfig struct {
 	waitFresh        bool
 	background       bool
 	tags             []string
-	shouldCache      any // func(T) bool for the call's T
-	keyFunc          any // func(K) string for a Loader's K
+	shouldCache      []any // func(T) bool, each for calls of its T
+	keyFunc          any   // func(K) string for a Loader's K
 	move             bool
 }
 
@@ -253,10 +253,11 @@ func WithTags(tags ...string) CallOption {
 }
 
 // CacheIf stores a created value only if keep returns true for it (dogpile's
-// should_cache_fn); the value is returned either way. T must be the type of
-// the call it is given to, otherwise the option is ignored.
+// should_cache_fn); the value is returned either way. It applies to calls
+// whose value type is T (*os.File for GetOrCreateFile) and is ignored by
+// others; several CacheIf options must all keep a value.
 func CacheIf[T any](keep func(T) bool) CallOption {
-	return callOptionFunc(func(c *callConfig) { c.shouldCache = keep })
+	return callOptionFunc(func(c *callConfig) { c.shouldCache = append(c.shouldCache, keep) })
 }
 
 // MoveFile tells GetOrCreateFile that the creator's file may be moved into
@@ -313,4 +314,14 @@ type Event struct {
 	// Duration is the creator's run time for EventCreated (and for the
 	// EventError of a failed creator), and the wait for EventLockWait.
 	Duration time.Duration
+}
+
+// shouldCache reports whether every CacheIf option for T keeps v.
+func shouldCache[T any](c *callConfig, v T) bool {
+	for _, f := range c.shouldCache {
+		if keep, ok := f.(func(T) bool); ok && !keep(v) {
+			return false
+		}
+	}
+	return true
 }
