@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // ErrClosed is returned (wrapped) by a FileLocker's methods after Close.
@@ -68,8 +66,19 @@ func NewFileLocker(path string) (*FileLocker, error) {
 // Path returns the lock file's path.
 func (l *FileLocker) Path() string { return l.path }
 
-// Slot returns the byte offset used for key: a 62-bit hash of the key.
-func Slot(key string) uint64 { return xxhash.Sum64String(key) >> 2 }
+// Slot returns the byte offset used for key: a 62-bit FNV-1a hash of the key.
+// (Releases before Core v1 used xxhash: processes of an older release and
+// this one do not exclude each other on one cache directory.)
+func Slot(key string) uint64 {
+	// FNV-1a, 64 bits: standard, stable across releases and platforms, so
+	// that every process (and every version) maps a key to the same byte.
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	return h >> 2
+}
 
 // Close releases the lock file. Locks still held are released by the kernel;
 // their handles' Unlock then reports ErrLost. Close is idempotent.

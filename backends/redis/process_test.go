@@ -69,6 +69,7 @@ func helperMain() error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var lines []string
+	var lastReturn int64
 	for g := 0; g < goroutines; g++ {
 		wg.Add(1)
 		go func() {
@@ -79,10 +80,14 @@ func helperMain() error {
 					return "", err
 				}
 				time.Sleep(sleep)
+				if err := c.Set(ctx, "creator_end", time.Now().UnixNano(), 0).Err(); err != nil {
+					return "", err
+				}
 				return "fresh-" + pid, nil
 			})
 			mu.Lock()
 			defer mu.Unlock()
+			lastReturn = max(lastReturn, time.Now().UnixNano())
 			if err != nil {
 				lines = append(lines, "error: "+err.Error())
 				return
@@ -94,14 +99,16 @@ func helperMain() error {
 	for _, l := range lines {
 		fmt.Println(l)
 	}
+	fmt.Printf("returned %d\n", lastReturn)
 	st := r.Stats()
 	fmt.Printf("stats creations=%d stale=%d\n", st.Creations, st.StaleServed)
 	return nil
 }
 
 type procResult struct {
-	values    []string // value per goroutine
-	creations int64    // from region stats
+	values     []string // value per goroutine
+	lastReturn int64    // when its last caller returned (Unix ns)
+	creations  int64    // from region stats
 	stale     int64
 }
 
@@ -154,6 +161,8 @@ func stampede(t *testing.T, srv *redistest.Server, prefix string, procs, gorouti
 			switch f := strings.Fields(line); {
 			case len(f) == 3 && f[0] == "value":
 				res[i].values = append(res[i].values, f[1])
+			case len(f) == 2 && f[0] == "returned":
+				fmt.Sscanf(f[1], "%d", &res[i].lastReturn)
 			case len(f) == 3 && f[0] == "stats":
 				fmt.Sscanf(f[1], "creations=%d", &res[i].creations)
 				fmt.Sscanf(f[2], "stale=%d", &res[i].stale)
@@ -174,11 +183,21 @@ func stampede(t *testing.T, srv *redistest.Server, prefix string, procs, gorouti
 func TestMultiProcessColdKey(t *testing.T) {
 	srv := redistest.Start(t)
 	const procs, goroutines = 8, 32
-	res := stampede(t, srv, "cold", procs, goroutines, 300*time.Millisecond)
+	res := stampede(t, srv, "cold", procs, goroutines, 200*time.Millisecond)
 	n, err := srv.Client().Get(context.Background(), "creations").Int()
 	if err != nil || n != 1 {
 		t.Fatalf("creations counted in Redis = %d, %v; want exactly 1", n, err)
 	}
+	end, err := srv.Client().Get(context.Background(), "creator_end").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for _, r := range res {
+		last = max(last, r.lastReturn)
+	}
+	// DESIGN §9: the last caller returns within 20 ms of the creator's end.
+	t.Logf("%d×%d callers, 200ms creator: last caller returned %v after the creator's end", procs, goroutines, time.Duration(last-end))
 	var creations int64
 	want := ""
 	for i, r := range res {
