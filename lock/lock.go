@@ -59,3 +59,14 @@ type Handle interface {
 type Checker interface {
 	Check(ctx context.Context) error
 }
+
+// Waiter is implemented by Lockers that can wait for a key's lock to be
+// free without taking it. A region's waiters use it to learn that another
+// process's creation finished, re-read the value, and take the lock only if
+// the value is still missing — instead of every waiter taking and releasing
+// the lock in turn.
+type Waiter interface {
+	// WaitUnlocked returns nil once key's lock is (or was, at some moment
+	// after the call) free, or ctx's error. It holds nothing.
+	WaitUnlocked(ctx context.Context, key string) error
+}

@@ -222,15 +222,21 @@ func (c *call[V]) round(ctx context.Context, pending []*slot[V]) ([]*slot[V], er
 	// Leaders take their locks in a fixed order, so that concurrent calls on
 	// overlapping keys (in any process) cannot deadlock.
 	slices.SortFunc(lead, func(a, b *slot[V]) int { return strings.Compare(a.bk, b.bk) })
+	locked := lead[:0:0]
 	for i, sl := range lead {
-		h, err := s.lockWait(ctx, sl.key, sl.bk)
+		h, err := c.lockOrWait(ctx, sl)
 		if err != nil {
-			c.abandon(lead[:i])
+			c.abandon(locked)
 			c.abandonFlights(lead[i:])
 			return nil, err
 		}
+		if h == nil { // created elsewhere meanwhile: sl is done
+			continue
+		}
 		sl.h = h
+		locked = append(locked, sl)
 	}
+	lead = locked
 
 	// Stale values: try the lock without waiting; serve the stale value if a
 	// creation is in flight here or the lock is held anywhere.
@@ -630,4 +636,42 @@ func (s *state) lockWait(ctx context.Context, key, bk string) (lock.Handle, erro
 		return nil, fmt.Errorf("region %s: lock %s: %w", s.name, printable(key), err)
 	}
 	return h, nil
+}
+
+// lockOrWait takes sl's lock. When the lock is held elsewhere and the locker
+// can wait for it to be free without taking it (lock.Waiter), it waits, then
+// re-reads: a fresh value ends sl (its flight finished with the value) and
+// lockOrWait returns a nil handle; only a value still missing takes the lock.
+func (c *call[V]) lockOrWait(ctx context.Context, sl *slot[V]) (lock.Handle, error) {
+	s := c.s
+	w, ok := s.lock.(lock.Waiter)
+	if !ok {
+		return s.lockWait(ctx, sl.key, sl.bk)
+	}
+	for {
+		h, ok, err := s.lock.TryLock(ctx, sl.bk)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.event(ctx, EventError, sl.key, err, 0)
+			}
+			return nil, fmt.Errorf("region %s: lock %s: %w", s.name, printable(sl.key), err)
+		}
+		if ok {
+			return h, nil
+		}
+		start := time.Now()
+		s.stats.add(EventLockWait)
+		err = w.WaitUnlocked(ctx, sl.bk)
+		s.notify(ctx, EventLockWait, sl.key, nil, time.Since(start))
+		if err != nil {
+			return nil, fmt.Errorf("region %s: wait for lock %s: %w", s.name, printable(sl.key), err)
+		}
+		if err := c.src.read(ctx, []*slot[V]{sl}); err != nil {
+			return nil, err
+		}
+		if sl.st == fresh {
+			c.release(sl, nil)
+			return nil, nil
+		}
+	}
 }

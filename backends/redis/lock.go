@@ -220,6 +220,48 @@ func (r *Lock) lockRedis(ctx context.Context, key string) (*LockHandle, error) {
 	}
 }
 
+// WaitUnlocked implements [lock.Waiter]: it returns once nobody holds key's
+// lock in Redis (woken by the release's Pub/Sub message, or by polling when
+// a holder died and its lease ran out), without taking it.
+func (r *Lock) WaitUnlocked(ctx context.Context, key string) error {
+	rkey := r.prefix + key
+	r.subscribe()
+	subscribed := false
+	for {
+		wake := r.waitChan(rkey)
+		if !subscribed {
+			subscribed = r.awaitSubscription(ctx, r.ttl)
+			if err := ctx.Err(); err != nil {
+				r.dropWait(rkey, wake)
+				return err
+			}
+		}
+		pttl, err := r.client.PTTL(ctx, rkey).Result()
+		if err != nil {
+			r.dropWait(rkey, wake)
+			return fmt.Errorf("redis lock %q: wait: %w", shortKey(key), err)
+		}
+		if pttl == -2 { // no such key: free
+			r.dropWait(rkey, wake)
+			return nil
+		}
+		if pttl <= 0 {
+			pttl = r.ttl
+		}
+		t := time.NewTimer(pttl + time.Millisecond)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			r.dropWait(rkey, wake)
+			return ctx.Err()
+		}
+		t.Stop()
+		r.dropWait(rkey, wake)
+	}
+}
+
 // TryLock implements [lock.Locker]: it takes the lock if nobody in this process nor
 // elsewhere holds it.
 func (r *Lock) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {

@@ -109,7 +109,7 @@ type procResult struct {
 	values     []string // value per goroutine
 	lastReturn int64    // when its last caller returned (Unix ns)
 	creations  int64    // from region stats
-	stale     int64
+	stale      int64
 }
 
 // stampede runs procs helper processes with goroutines each against key "k"
