@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/regioncache/regioncache/backends"
 )
@@ -28,14 +29,26 @@ func init() {
 }
 
 // Backend is the memory backend. Its methods are safe for concurrent use.
+//
+// Unbounded (max_entries 0), entries live in a sync.Map and are never
+// modified once stored (a Set stores a new entry), so Get and GetMulti take
+// no lock and write no memory shared between goroutines: hits on one hot key
+// scale with the cores that read it. Writers are serialised by a mutex. With
+// max_entries, every read moves the entry to the front of the LRU list, so
+// reads and writes alike take the mutex.
 type Backend struct {
 	copyValues bool
 	maxEntries int
 
-	mu      sync.RWMutex
-	entries map[string]*item
-	lru     *list.List // front: most recently used; nil when unbounded
-	closed  bool
+	closed atomic.Bool
+
+	// values maps key → *backends.Entry when unbounded; the pointed-to entry
+	// is immutable.
+	values sync.Map
+
+	mu      sync.Mutex       // held by every writer; by readers only when bounded
+	entries map[string]*item // bounded only
+	lru     *list.List       // bounded only; front: most recently used
 }
 
 type item struct {
@@ -60,8 +73,9 @@ func Open(args backends.Args) (*Backend, error) {
 	if max < 0 {
 		return nil, fmt.Errorf("%w: max_entries: want 0 (unbounded) or a positive count, got %d", backends.ErrBadArgument, max)
 	}
-	b := &Backend{copyValues: cv, maxEntries: max, entries: make(map[string]*item)}
+	b := &Backend{copyValues: cv, maxEntries: max}
 	if max > 0 {
+		b.entries = make(map[string]*item)
 		b.lru = list.New()
 	}
 	return b, nil
@@ -92,27 +106,22 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	if b.lru != nil {
 		return b.getLRU(key)
 	}
-	b.mu.RLock()
-	it, ok := b.entries[key]
-	var e backends.Entry
-	if ok {
-		e = it.entry
-	}
-	closed := b.closed
-	b.mu.RUnlock()
-	if closed {
+	v, ok := b.values.Load(key)
+	// closed is read after the map: if it is still false, the read happened
+	// before Close began to drop the entries.
+	if b.closed.Load() {
 		return backends.Entry{}, closedErr()
 	}
 	if !ok {
 		return backends.Entry{}, backends.ErrNotFound
 	}
-	return e, nil
+	return *v.(*backends.Entry), nil
 }
 
 func (b *Backend) getLRU(key string) (backends.Entry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return backends.Entry{}, closedErr()
 	}
 	it, ok := b.entries[key]
@@ -134,31 +143,48 @@ func (b *Backend) prepare(e backends.Entry) backends.Entry {
 	return e
 }
 
-// setLocked stores e; b.mu must be held for writing.
+// setLocked stores e; b.mu must be held.
 func (b *Backend) setLocked(key string, e backends.Entry) {
+	if b.lru == nil {
+		b.values.Store(key, &e)
+		return
+	}
 	if it, ok := b.entries[key]; ok {
 		it.entry = e
-		if b.lru != nil {
-			b.lru.MoveToFront(it.elem)
-		}
+		b.lru.MoveToFront(it.elem)
 		return
 	}
 	it := &item{key: key, entry: e}
 	b.entries[key] = it
-	if b.lru != nil {
-		it.elem = b.lru.PushFront(it)
-		for b.lru.Len() > b.maxEntries {
-			old := b.lru.Remove(b.lru.Back()).(*item)
-			delete(b.entries, old.key)
-		}
+	it.elem = b.lru.PushFront(it)
+	for b.lru.Len() > b.maxEntries {
+		old := b.lru.Remove(b.lru.Back()).(*item)
+		delete(b.entries, old.key)
 	}
 }
 
+// deleteLocked deletes key; b.mu must be held.
 func (b *Backend) deleteLocked(key string) {
+	if b.lru == nil {
+		b.values.Delete(key)
+		return
+	}
 	if it, ok := b.entries[key]; ok {
 		delete(b.entries, key)
-		if b.lru != nil {
-			b.lru.Remove(it.elem)
+		b.lru.Remove(it.elem)
+	}
+}
+
+// rangeLocked calls fn for every entry until fn returns false; b.mu must be
+// held. fn may delete the entry it is given.
+func (b *Backend) rangeLocked(fn func(key string, e *backends.Entry) bool) {
+	if b.lru == nil {
+		b.values.Range(func(k, v any) bool { return fn(k.(string), v.(*backends.Entry)) })
+		return
+	}
+	for k, it := range b.entries {
+		if !fn(k, &it.entry) {
+			return
 		}
 	}
 }
@@ -168,7 +194,7 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 	e = b.prepare(e)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return closedErr()
 	}
 	b.setLocked(key, e)
@@ -179,7 +205,7 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 func (b *Backend) Delete(ctx context.Context, key string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return closedErr()
 	}
 	b.deleteLocked(key)
@@ -189,18 +215,28 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 // GetMulti implements backends.MultiGetter.
 func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entry, error) {
 	out := make([]*backends.Entry, len(keys))
+	if b.lru == nil {
+		for i, k := range keys {
+			if v, ok := b.values.Load(k); ok {
+				e := *v.(*backends.Entry)
+				out[i] = &e
+			}
+		}
+		if b.closed.Load() {
+			return nil, closedErr()
+		}
+		return out, nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return nil, closedErr()
 	}
 	for i, k := range keys {
 		if it, ok := b.entries[k]; ok {
 			e := it.entry
 			out[i] = &e
-			if b.lru != nil {
-				b.lru.MoveToFront(it.elem)
-			}
+			b.lru.MoveToFront(it.elem)
 		}
 	}
 	return out, nil
@@ -217,7 +253,7 @@ func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backend
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return closedErr()
 	}
 	for i, k := range keys {
@@ -230,7 +266,7 @@ func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backend
 func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return closedErr()
 	}
 	for _, k := range keys {
@@ -243,33 +279,38 @@ func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return 0, closedErr()
 	}
 	n := 0
-	for k, it := range b.entries {
-		if slices.Contains(it.entry.Tags, tag) {
+	b.rangeLocked(func(k string, e *backends.Entry) bool {
+		if slices.Contains(e.Tags, tag) {
 			b.deleteLocked(k)
 			n++
 		}
-	}
+		return true
+	})
 	return n, nil
 }
 
 // List implements backends.Lister. Size is the payload length (zero for
 // values kept unencoded).
 func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) error {
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
 		return closedErr()
 	}
-	infos := make([]backends.EntryInfo, 0, len(b.entries))
-	for k, it := range b.entries {
-		infos = append(infos, backends.EntryInfo{Key: k, Size: int64(len(it.entry.Payload)),
-			Created: it.entry.Created, Version: it.entry.Version, Tags: slices.Clone(it.entry.Tags)})
+	var infos []backends.EntryInfo
+	if b.lru != nil {
+		infos = make([]backends.EntryInfo, 0, len(b.entries))
 	}
-	b.mu.RUnlock()
+	b.rangeLocked(func(k string, e *backends.Entry) bool {
+		infos = append(infos, backends.EntryInfo{Key: k, Size: int64(len(e.Payload)),
+			Created: e.Created, Version: e.Version, Tags: slices.Clone(e.Tags)})
+		return true
+	})
+	b.mu.Unlock()
 	for _, in := range infos {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -283,16 +324,17 @@ func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) e
 
 // StorageStats implements backends.StatReporter.
 func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
 		return backends.Stats{}, closedErr()
 	}
 	var s backends.Stats
-	for _, it := range b.entries {
+	b.rangeLocked(func(_ string, e *backends.Entry) bool {
 		s.Entries++
-		s.Bytes += int64(len(it.entry.Payload))
-	}
+		s.Bytes += int64(len(e.Payload))
+		return true
+	})
 	return s, nil
 }
 
@@ -300,7 +342,8 @@ func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.closed = true
+	b.closed.Store(true)
+	b.values.Clear()
 	b.entries = nil
 	if b.lru != nil {
 		b.lru.Init()
