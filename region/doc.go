@@ -30,8 +30,14 @@
 // callers wait for the fresh value instead; RegenerateInBackground returns the
 // stale value immediately and regenerates in a goroutine.
 //
-// A creator's error goes to the caller that ran it and nothing is cached; a
-// panic in a creator releases the lock and propagates to that caller. A
+// Within one process only one caller per key waits on the key's lock; the
+// others wait for its outcome. A creator's error goes to the caller that ran
+// it and nothing is cached; callers of the same process that were waiting
+// for that creation get an error wrapping ErrCreatorFailed and the creator's
+// error instead of running the creator again one after another. A panic in a
+// creator releases the lock, gives the waiters an error, and propagates to
+// the caller that ran it. GetOrCreate, GetOrCreateMulti and GetOrCreateFile
+// are one algorithm: every option means the same in all three. A
 // failed write never fails a call whose creator succeeded: the value is
 // returned and the failure is logged and counted in Stats.
 //
