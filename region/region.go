@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/lock"
@@ -340,16 +341,22 @@ type counters struct {
 const stripes = 16
 
 type counterCell struct {
-	n [numKinds + 1]atomic.Int64 // one per EventKind, then calls
-	_ [128 - ((numKinds+1)*8)%128]byte
+	n [numKinds]atomic.Int64 // one per EventKind
+	_ [128 - (numKinds*8)%128]byte
 }
 
 func (c *counters) add(kind EventKind) {
-	cell := &c.cells[rand.Uint32()%stripes]
-	cell.n[kind].Add(1)
-	if kind <= EventStaleServed {
-		cell.n[numKinds].Add(1)
-	}
+	c.cells[stripe()].n[kind].Add(1)
+}
+
+// stripe picks a counter cell for the calling goroutine from the address of
+// its stack: goroutines running at once have distinct stacks, so cores
+// mostly write distinct cells, and one goroutine keeps to one cell. It is a
+// hint, never a correctness matter (stacks move; cells are summed).
+func stripe() uintptr {
+	var probe byte
+	p := uintptr(unsafe.Pointer(&probe)) >> 13
+	return (p ^ p>>5 ^ p>>11) % stripes
 }
 
 func (c *counters) sum(kind int) int64 {
@@ -367,10 +374,12 @@ func (r *Region) Stats() Stats {
 		return Stats{}
 	}
 	c := &s.stats
-	return Stats{Calls: c.sum(numKinds), Hits: c.sum(int(EventHit)), Misses: c.sum(int(EventMiss)),
+	st := Stats{Hits: c.sum(int(EventHit)), Misses: c.sum(int(EventMiss)),
 		StaleServed: c.sum(int(EventStaleServed)), Creations: c.sum(int(EventCreated)),
 		LockWaits: c.sum(int(EventLockWait)), Errors: c.sum(int(EventError)),
 		WriteErrors: c.sum(int(EventWriteError))}
+	st.Calls = st.Hits + st.Misses + st.StaleServed
+	return st
 }
 
 // hit counts a hit. It is apart from event to keep the hit path short.
@@ -519,15 +528,17 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig
 	if s.shared {
 		inv = s.marks(ctx)
 	}
-	created := e.Created.UnixNano()
 	if cfg.ignoreExpiration {
 		return fresh
 	}
-	if created < inv.hard {
-		return missing
-	}
-	if created < inv.soft {
-		return stale
+	if inv.hard != 0 || inv.soft != 0 {
+		created := e.Created.UnixNano()
+		if created < inv.hard {
+			return missing
+		}
+		if created < inv.soft {
+			return stale
+		}
 	}
 	exp := cfg.expiration
 	if exp < 0 {
