@@ -39,14 +39,20 @@ func statOf(st *unix.Stat_t) fileStat {
 		size:    st.Size,
 		mtimeNs: st.Mtim.Nano(),
 		ino:     st.Ino,
+		nlink:   uint64(st.Nlink),
 		regular: st.Mode&unix.S_IFMT == unix.S_IFREG,
+		dir:     st.Mode&unix.S_IFMT == unix.S_IFDIR,
 	}
 }
 
-// readFile reads a whole regular file: open, fstat, read, close. If touchOlder
-// is positive and the file's mtime is older than that, the file's times are set
-// to now (the access mark eviction uses).
-func (d *dirHandle) readFile(name string, touchOlder time.Duration) ([]byte, fileStat, error) {
+// readFile reads a whole entry file: open (O_NOFOLLOW|O_NONBLOCK), fstat,
+// which must show a regular file with one link, then the fixed header, which
+// must agree with the real size (preflight) before the rest is allocated and
+// read. check, if non-nil, validates the contents; only if it passes and
+// touchOlder is positive and the file's mtime is older than that are the
+// file's times set to now (the access mark eviction uses), through the open
+// descriptor.
+func (d *dirHandle) readFile(name string, touchOlder time.Duration, check func([]byte) error) ([]byte, fileStat, error) {
 	var fs fileStat
 	fd, err := openatRetry(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK)
 	if err != nil {
@@ -58,23 +64,29 @@ func (d *dirHandle) readFile(name string, touchOlder time.Duration) ([]byte, fil
 		return nil, fs, pathErr("fstat", d.path, name, err)
 	}
 	fs = statOf(&st)
-	if !fs.regular {
+	if !fs.regular || fs.nlink != 1 {
 		return nil, fs, pathErr("open", d.path, name, errNotRegular)
 	}
+	var hdr [headerSize]byte
+	if err := preadFull(fd, hdr[:min(int64(headerSize), fs.size)], 0); err != nil {
+		return nil, fs, pathErr("read", d.path, name, err)
+	}
+	if err := preflight(hdr[:min(int64(headerSize), fs.size)], fs.size); err != nil {
+		return nil, fs, pathErr("read", d.path, name, err)
+	}
+	if fs.size > 64<<20 && st.Blocks*512 < fs.size/16 {
+		// Sparse: the cache never writes holes, so this was planted.
+		return nil, fs, pathErr("read", d.path, name, ErrCorrupt)
+	}
 	buf := make([]byte, fs.size)
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Pread(fd, buf[n:], int64(n))
-		if err == unix.EINTR {
-			continue
+	copy(buf, hdr[:])
+	if err := preadFull(fd, buf[headerSize:], headerSize); err != nil {
+		return nil, fs, pathErr("read", d.path, name, err)
+	}
+	if check != nil {
+		if err := check(buf); err != nil {
+			return buf, fs, err
 		}
-		if err != nil {
-			return nil, fs, pathErr("read", d.path, name, err)
-		}
-		if m == 0 {
-			return nil, fs, pathErr("read", d.path, name, io.ErrUnexpectedEOF)
-		}
-		n += m
 	}
 	if touchOlder > 0 {
 		now := time.Now()
@@ -84,6 +96,24 @@ func (d *dirHandle) readFile(name string, touchOlder time.Duration) ([]byte, fil
 		}
 	}
 	return buf, fs, nil
+}
+
+func preadFull(fd int, buf []byte, off int64) error {
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Pread(fd, buf[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		n += m
+	}
+	return nil
 }
 
 func openatRetry(dirfd int, name string, flags int) (int, error) {
@@ -108,7 +138,7 @@ func (d *dirHandle) openRead(name string) (*os.File, fileStat, error) {
 		return nil, fs, pathErr("fstat", d.path, name, err)
 	}
 	fs = statOf(&st)
-	if !fs.regular {
+	if !fs.regular || fs.nlink != 1 {
 		unix.Close(fd)
 		return nil, fs, pathErr("open", d.path, name, errNotRegular)
 	}

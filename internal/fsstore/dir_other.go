@@ -34,18 +34,32 @@ func openDir(path string) (*dirHandle, error) {
 func (d *dirHandle) close() error { return d.root.Close() }
 
 func statOfInfo(fi os.FileInfo) fileStat {
-	return fileStat{size: fi.Size(), mtimeNs: fi.ModTime().UnixNano(), regular: fi.Mode().IsRegular()}
+	return fileStat{size: fi.Size(), mtimeNs: fi.ModTime().UnixNano(), regular: fi.Mode().IsRegular(), dir: fi.IsDir()}
 }
 
-func (d *dirHandle) readFile(name string, touchOlder time.Duration) ([]byte, fileStat, error) {
+func (d *dirHandle) readFile(name string, touchOlder time.Duration, check func([]byte) error) ([]byte, fileStat, error) {
 	f, fs, err := d.openRead(name)
 	if err != nil {
 		return nil, fs, err
 	}
 	defer f.Close()
-	buf := make([]byte, fs.size)
-	if _, err := io.ReadFull(f, buf); err != nil {
+	var hdr [headerSize]byte
+	h := hdr[:min(int64(headerSize), fs.size)]
+	if _, err := io.ReadFull(f, h); err != nil {
 		return nil, fs, err
+	}
+	if err := preflight(h, fs.size); err != nil {
+		return nil, fs, err
+	}
+	buf := make([]byte, fs.size)
+	copy(buf, h)
+	if _, err := io.ReadFull(f, buf[len(h):]); err != nil {
+		return nil, fs, err
+	}
+	if check != nil {
+		if err := check(buf); err != nil {
+			return buf, fs, err
+		}
 	}
 	if touchOlder > 0 && time.Now().UnixNano()-fs.mtimeNs > int64(touchOlder) {
 		_ = d.touch(name)

@@ -141,6 +141,9 @@ func parseHeader(b []byte, size int64, wantKind byte, wantKey *string, withKey, 
 		// Checked before anything is allocated from these lengths.
 		return h, 0, ErrCorrupt
 	}
+	if h.Kind == KindFile && plen > maxRefPayload {
+		return h, 0, ErrCorrupt
+	}
 	if int64(len(b)) < off {
 		return h, int(off), nil
 	}
@@ -207,4 +210,33 @@ func Decode(data []byte, kind byte, key string) (backends.Entry, error) {
 	e := h.Entry
 	e.Payload = data[h.PayloadOff:end:end]
 	return e, nil
+}
+
+// maxRefPayload bounds a rawfs metadata payload (a FileRef: 8 bytes and a
+// 54-byte name).
+const maxRefPayload = 4096
+
+// preflight checks the fixed header hdr (at least headerSize bytes) of an
+// entry file whose real size (fstat) is size, so that nothing is allocated
+// from a length the file cannot hold: the key, tag and payload lengths must
+// add up to exactly size. A file grown behind the cache's back (truncate -s
+// 1T) fails here, before its contents are read.
+func preflight(hdr []byte, size int64) error {
+	if size < headerSize+trailerSize || len(hdr) < headerSize || string(hdr[:4]) != magic {
+		return ErrCorrupt
+	}
+	klen := int64(binary.LittleEndian.Uint32(hdr[24:]))
+	ntags := int64(binary.LittleEndian.Uint32(hdr[28:]))
+	plen := binary.LittleEndian.Uint64(hdr[32:])
+	if plen > uint64(size) {
+		return ErrCorrupt
+	}
+	if hdr[5] == KindFile && plen > maxRefPayload {
+		return ErrCorrupt
+	}
+	tagBytes := size - headerSize - trailerSize - klen - int64(plen)
+	if tagBytes < 4*ntags || tagBytes > int64(maxHeaderBytes) || klen > int64(maxHeaderBytes) {
+		return ErrCorrupt
+	}
+	return nil
 }

@@ -35,7 +35,32 @@ import (
 	"github.com/regioncache/regioncache/lock"
 )
 
-var errNotRegular = errors.New("not a regular file")
+var (
+	errNotRegular = errors.New("not a regular file with one link")
+	errExpired    = errors.New("expired")
+)
+
+// setAside moves whatever is planted at entry name (a directory, a FIFO, a
+// device, a link, a hard link) out of the entry position, under the entry's
+// lock and only if it is still not a single-link regular file: a link or
+// special file is unlinked (which never touches what it points to), a
+// directory is renamed to a temporary name and left for the operator.
+func (s *Store) setAside(sh *dirHandle, name string) {
+	h, ok, err := s.locker.TryLock(context.Background(), lockEntry+name)
+	if err != nil || !ok {
+		return
+	}
+	defer h.Unlock()
+	st, err := sh.lstat(name)
+	if err != nil || st.regular && st.nlink <= 1 {
+		return
+	}
+	if st.dir {
+		_ = sh.rename(name, tmpPref+"planted-"+randHex())
+		return
+	}
+	_ = sh.remove(name)
+}
 
 // File names inside a cache directory.
 const (
@@ -57,7 +82,9 @@ type fileStat struct {
 	size    int64
 	mtimeNs int64
 	ino     uint64
+	nlink   uint64 // 0 where unknown (non-Linux)
 	regular bool
+	dir     bool
 }
 
 // Options configure a Store.
@@ -291,29 +318,45 @@ func (s *Store) read(key string, kind byte) (backends.Entry, *dirHandle, string,
 	if sh == nil {
 		return backends.Entry{}, nil, name, st, backends.ErrNotFound
 	}
-	data, st, err := sh.readFile(name, s.o.TouchInterval)
-	if err != nil {
-		if isNotExist(err) {
-			return backends.Entry{}, sh, name, st, backends.ErrNotFound
+	var e backends.Entry
+	var expired bool
+	_, st, err = sh.readFile(name, s.o.TouchInterval, func(data []byte) error {
+		var derr error
+		if e, derr = Decode(data, kind, key); derr != nil {
+			return derr
 		}
-		if isNotRegular(err) {
-			// Something planted in place of an entry: never read it.
-			return backends.Entry{}, sh, name, st, fmt.Errorf("%w: %v", backends.ErrNotFound, err)
+		if s.o.TTL > 0 && !e.Created.IsZero() && time.Since(e.Created) > s.o.TTL {
+			expired = true
+			return errExpired
 		}
-		return backends.Entry{}, sh, name, st, err
-	}
-	e, err := Decode(data, kind, key)
-	if err != nil {
-		if !errors.Is(err, ErrWrongKey) {
-			// Damaged, truncated, older format or another kind: a miss
-			// that makes room for the regenerated value.
-			s.removeEntry(context.Background(), sh, name, &st)
-		}
+		return nil
+	})
+	switch {
+	case err == nil:
+	case isNotExist(err):
+		return backends.Entry{}, sh, name, st, backends.ErrNotFound
+	case isNotRegular(err):
+		// Something planted in place of an entry (a link, a directory, a
+		// FIFO, a device, a hard link): never read or touch it; set it
+		// aside so the key is cacheable again.
+		s.setAside(sh, name)
 		return backends.Entry{}, sh, name, st, fmt.Errorf("%w: %v", backends.ErrNotFound, err)
-	}
-	if s.o.TTL > 0 && !e.Created.IsZero() && time.Since(e.Created) > s.o.TTL {
+	case expired:
+		// Checked before the access mark is refreshed, so the file is
+		// still the one read and is deleted whatever its mtime.
 		s.removeEntry(context.Background(), sh, name, &st)
 		return backends.Entry{}, sh, name, st, backends.ErrNotFound
+	case errors.Is(err, ErrWrongKey):
+		return backends.Entry{}, sh, name, st, fmt.Errorf("%w: %v", backends.ErrNotFound, err)
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrOldFormat), errors.Is(err, ErrWrongKind):
+		// Damaged, truncated, grown, older format or another kind: a miss
+		// that makes room for the regenerated value.
+		s.removeEntry(context.Background(), sh, name, &st)
+		return backends.Entry{}, sh, name, st, fmt.Errorf("%w: %v", backends.ErrNotFound, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return backends.Entry{}, sh, name, st, fmt.Errorf("%w: %v", backends.ErrNotFound, err)
+	default:
+		return backends.Entry{}, sh, name, st, err
 	}
 	return e, sh, name, st, nil
 }
@@ -454,7 +497,7 @@ func (s *Store) accounted(sh *dirHandle, name string) (int64, string, bool) {
 // dataRef reads rawfs entry name's data file reference (without checking the
 // key).
 func (s *Store) dataRef(sh *dirHandle, name string) (string, int64) {
-	data, _, err := sh.readFile(name, -1)
+	data, _, err := sh.readFile(name, -1, nil)
 	if err != nil {
 		return "", 0
 	}
