@@ -29,13 +29,18 @@ var (
 	// ErrBadArgument is wrapped by every error about a backend argument: a
 	// wrong type, an unparsable value or an unknown key.
 	ErrBadArgument = errors.New("regioncache: bad backend argument")
+
+	// ErrBadResult is wrapped by errors about a backend's reply that cannot
+	// be right (a multi result of the wrong length, an entry that contradicts
+	// its own metadata). Callers treat it as a failed call, never as data.
+	ErrBadResult = errors.New("regioncache: impossible result from backend")
 )
 
 // Entry is one cached value with its metadata, as a backend stores it.
 //
 // A backend must hand back from Get exactly the Payload, Created, Version and
-// Tags it was given by Set (Created to the backend's declared precision; see
-// Capabler). Value is only meaningful to backends that keep Go values
+// Tags it was given by Set (Created to the nanosecond, unless the backend
+// documents a coarser precision, which its conformance harness declares). Value is only meaningful to backends that keep Go values
 // in-process (see ValueKeeper); every other backend ignores it and stores
 // Payload.
 type Entry struct {

@@ -10,10 +10,17 @@
 // Backend is deliberately small: Get, Set, Delete and Close. Everything else a
 // store may be able to do — native multi-key operations, a cross-process lock,
 // storage-side expiry, tag eviction, listing, file values — is an optional
-// interface discovered with a type assertion, and is reported by the
-// Capabilities bit set of a backend that implements Capabler. Callers should go
-// through the helper functions (GetMulti, SetMulti, DeleteMulti, LockerOf,
-// Has, ...), which check both and fall back where a fallback exists.
+// interface discovered with a type assertion. Implementing the interface is
+// the declaration; an instance that cannot serve it at run time declines
+// (ErrUnsupported from its methods, a nil Locker, a zero StorageTTL), the way
+// database/sql/driver's ErrSkip does. Only two declarations have no operation
+// behind them — ProcessLocal and Discarder — and a backend that implements
+// neither gets the safe default: its storage is treated as shared across
+// processes. Callers should go through the helper functions (GetMulti,
+// SetMulti, DeleteMulti, EvictTag, List, StorageStatsOf, LockerOf,
+// StorageTTL, IsShared, ...), which handle both forms and fall back where a
+// fallback exists. A proxy that embeds Proxy keeps every optional interface
+// of the backend it wraps.
 //
 // Errors are reported with the sentinel errors of this package (ErrNotFound,
 // ErrClosed, ErrUnsupported, ErrUnknownBackend, ErrBadArgument), wrapped with

@@ -65,8 +65,7 @@ func LookupWrapper(name string, args Args) (Wrapper, error) {
 // Proxy is the base of a proxy backend: embed it, set Next, and override the
 // methods the proxy changes. Every optional interface of Next passes through
 // a Proxy: each is implemented by delegating to Next, and declined at run
-// time (ErrUnsupported, a nil Locker, a zero TTL, the capabilities Next
-// declares) when Next lacks it. So a proxy over a filesystem backend keeps
+// time (ErrUnsupported, a nil Locker, a zero TTL) when Next lacks it. So a proxy over a filesystem backend keeps
 // its cross-process lock, and a proxy over a shared store stays shared.
 type Proxy struct{ Next Backend }
 
@@ -82,8 +81,8 @@ func (p Proxy) Delete(ctx context.Context, key string) error { return p.Next.Del
 // Close implements Backend.
 func (p Proxy) Close() error { return p.Next.Close() }
 
-// Capabilities implements Capabler with Next's capabilities.
-func (p Proxy) Capabilities() Capabilities { return CapabilitiesOf(p.Next) }
+// Discards implements Discarder as Next does.
+func (p Proxy) Discards() bool { return Discards(p.Next) }
 
 // ProcessLocal implements ProcessLocal as Next does.
 func (p Proxy) ProcessLocal() bool { return !IsShared(p.Next) }
@@ -114,31 +113,26 @@ func (p Proxy) DeleteMulti(ctx context.Context, keys []string) error {
 
 // EvictTag implements TagEvicter through Next, or declines.
 func (p Proxy) EvictTag(ctx context.Context, tag string) (int, error) {
-	if t, ok := p.Next.(TagEvicter); ok && Has(p.Next, CapTags) {
-		return t.EvictTag(ctx, tag)
+	n, err := EvictTag(ctx, p.Next, tag)
+	if err != nil {
+		return n, fmt.Errorf("proxy: %w", err)
 	}
-	return 0, fmt.Errorf("proxy: EvictTag: %w", ErrUnsupported)
+	return n, nil
 }
 
 // List implements Lister through Next, or declines.
 func (p Proxy) List(ctx context.Context, fn func(EntryInfo) error) error {
-	if l, ok := p.Next.(Lister); ok && Has(p.Next, CapList) {
-		return l.List(ctx, fn)
-	}
-	return fmt.Errorf("proxy: List: %w", ErrUnsupported)
+	return List(ctx, p.Next, fn)
 }
 
 // StorageStats implements StatReporter through Next, or declines.
 func (p Proxy) StorageStats(ctx context.Context) (Stats, error) {
-	if r, ok := p.Next.(StatReporter); ok {
-		return r.StorageStats(ctx)
-	}
-	return Stats{}, fmt.Errorf("proxy: StorageStats: %w", ErrUnsupported)
+	return StorageStatsOf(ctx, p.Next)
 }
 
 // OpenFile implements FileStore through Next, or declines.
 func (p Proxy) OpenFile(ctx context.Context, key string) (*os.File, Entry, error) {
-	if f, ok := p.Next.(FileStore); ok && Has(p.Next, CapFiles) {
+	if f, ok := p.Next.(FileStore); ok {
 		return f.OpenFile(ctx, key)
 	}
 	return nil, Entry{}, fmt.Errorf("proxy: OpenFile: %w", ErrUnsupported)
@@ -146,7 +140,7 @@ func (p Proxy) OpenFile(ctx context.Context, key string) (*os.File, Entry, error
 
 // StoreFile implements FileStore through Next, or declines.
 func (p Proxy) StoreFile(ctx context.Context, key string, f *os.File, e Entry, move bool) error {
-	if fs, ok := p.Next.(FileStore); ok && Has(p.Next, CapFiles) {
+	if fs, ok := p.Next.(FileStore); ok {
 		return fs.StoreFile(ctx, key, f, e, move)
 	}
 	return fmt.Errorf("proxy: StoreFile: %w", ErrUnsupported)

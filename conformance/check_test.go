@@ -27,7 +27,7 @@ func nullHarness() conformance.Harness {
 // keeps nothing (reads are held to be misses) and skip exactly the rest.
 func TestNullPassesExactlyWhatApplies(t *testing.T) {
 	rep := conformance.Check(t.Context(), nullHarness(), conformance.LargeValueSize(1<<20))
-	if rep.Capabilities != backends.CapDiscards {
+	if rep.Capabilities != conformance.FeatDiscards {
 		t.Fatalf("null declares %s, want discards", rep.Capabilities)
 	}
 	wantSkip := []string{
@@ -62,7 +62,7 @@ func TestNullPassesExactlyWhatApplies(t *testing.T) {
 // notice that its reads hit.
 type keeper struct{ *memory.Backend }
 
-func (keeper) Capabilities() backends.Capabilities { return backends.CapDiscards }
+func (keeper) Discards() bool { return true }
 
 func TestFalseDiscardsClaimIsCaught(t *testing.T) {
 	rep := conformance.Check(t.Context(), conformance.Harness{Name: "liar", Open: func(ctx context.Context, dir string) (backends.Backend, error) {

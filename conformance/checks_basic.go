@@ -116,7 +116,7 @@ func checkLarge(ctx context.Context, e *env) error {
 // checkNoAlias: a backend that does not keep Go values must not retain the
 // payload or tags slices it was given: the caller may reuse them.
 func checkNoAlias(ctx context.Context, e *env) error {
-	if e.has(backends.CapKeepsValues) {
+	if e.has(FeatKeepsValues) {
 		return skipf("backend declares keeps-values: it may keep the caller's slices")
 	}
 	b, err := e.open(ctx)

@@ -27,9 +27,6 @@ func checkExpiry(ctx context.Context, e *env) error {
 		return fmt.Errorf("OpenWithTTL(%v): %w", ttl, err)
 	}
 	e.track(b)
-	if !backends.Has(b, backends.CapStorageExpiry) {
-		return fmt.Errorf("an instance opened with a TTL of %v does not declare storage-expiry (capabilities %s)", ttl, backends.CapabilitiesOf(b))
-	}
 	if got := backends.StorageTTL(b); got <= 0 {
 		return fmt.Errorf("StorageTTL() of an instance opened with a TTL of %v is %v", ttl, got)
 	}

@@ -59,28 +59,28 @@ func checkClosedMethods(ctx context.Context, e *env) error {
 	}
 	_, gerr = b.Get(ctx, "absent")
 	errs = append(errs, wantClosed("Get of an absent key", gerr))
-	if m, ok := b.(backends.MultiGetter); ok && e.has(backends.CapMulti) {
+	if m, ok := b.(backends.MultiGetter); ok && e.has(FeatMulti) {
 		_, err := m.GetMulti(ctx, []string{"k"})
 		errs = append(errs, wantClosed("GetMulti", err))
 	}
-	if m, ok := b.(backends.MultiSetter); ok && e.has(backends.CapMulti) {
+	if m, ok := b.(backends.MultiSetter); ok && e.has(FeatMulti) {
 		errs = append(errs, wantClosed("SetMulti", m.SetMulti(ctx, []string{"k"}, []backends.Entry{newEntry(nil, 1)})))
 	}
-	if m, ok := b.(backends.MultiDeleter); ok && e.has(backends.CapMulti) {
+	if m, ok := b.(backends.MultiDeleter); ok && e.has(FeatMulti) {
 		errs = append(errs, wantClosed("DeleteMulti", m.DeleteMulti(ctx, []string{"k"})))
 	}
-	if t, ok := b.(backends.TagEvicter); ok && e.has(backends.CapTags) {
+	if t, ok := b.(backends.TagEvicter); ok && e.has(FeatTags) {
 		_, err := t.EvictTag(ctx, "t")
 		errs = append(errs, wantClosed("EvictTag", err))
 	}
-	if l, ok := b.(backends.Lister); ok && e.has(backends.CapList) {
+	if l, ok := b.(backends.Lister); ok && e.has(FeatList) {
 		errs = append(errs, wantClosed("List", l.List(ctx, func(backends.EntryInfo) error { return nil })))
 	}
-	if s, ok := b.(backends.StatReporter); ok && e.has(backends.CapList) {
+	if s, ok := b.(backends.StatReporter); ok && e.has(FeatStats) {
 		_, err := s.StorageStats(ctx)
 		errs = append(errs, wantClosed("StorageStats", err))
 	}
-	if fs, ok := b.(backends.FileStore); ok && e.has(backends.CapFiles) {
+	if fs, ok := b.(backends.FileStore); ok && e.has(FeatFiles) {
 		f, _, err := fs.OpenFile(ctx, "k")
 		if f != nil {
 			f.Close()

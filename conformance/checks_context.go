@@ -133,24 +133,24 @@ func (e *env) cancelledOps(live, dead context.Context, b backends.Backend, prese
 		return err
 	}
 	// Optional operations the backend declares.
-	if t, ok := b.(backends.TagEvicter); ok && e.has(backends.CapTags) {
+	if t, ok := b.(backends.TagEvicter); ok && e.has(FeatTags) {
 		_, err := t.EvictTag(dead, "no-such-tag")
 		if err := okOrCtx("EvictTag", err); err != nil {
 			return err
 		}
 	}
-	if l, ok := b.(backends.Lister); ok && e.has(backends.CapList) {
+	if l, ok := b.(backends.Lister); ok && e.has(FeatList) {
 		if err := okOrCtx("List", l.List(dead, func(backends.EntryInfo) error { return nil })); err != nil {
 			return err
 		}
 	}
-	if s, ok := b.(backends.StatReporter); ok && e.has(backends.CapList) {
+	if s, ok := b.(backends.StatReporter); ok && e.has(FeatStats) {
 		_, err := s.StorageStats(dead)
 		if err := okOrCtx("StorageStats", err); err != nil {
 			return err
 		}
 	}
-	if fs, ok := b.(backends.FileStore); ok && e.has(backends.CapFiles) {
+	if fs, ok := b.(backends.FileStore); ok && e.has(FeatFiles) {
 		f, _, err := fs.OpenFile(dead, "present")
 		if f != nil {
 			f.Close()
@@ -197,45 +197,21 @@ func (e *env) cancelledOps(live, dead context.Context, b backends.Backend, prese
 	return nil
 }
 
-// checkCapabilities verifies that the declared capabilities are backed by the
-// optional interfaces they promise.
+// checkCapabilities verifies that what a backend declares (its optional
+// interfaces and their run-time answers) is stable: a second instance opened
+// the same way declares the same, so that a region does not lock or share
+// differently depending on which instance it got.
 func checkCapabilities(ctx context.Context, e *env) error {
 	b, err := e.open(ctx)
 	if err != nil {
 		return err
 	}
-	caps := backends.CapabilitiesOf(b)
-	var errs []error
-	need := func(c backends.Capabilities, ok bool, what string) {
-		if caps&c != 0 && !ok {
-			errs = append(errs, fmt.Errorf("backend declares %s but does not implement %s", c, what))
-		}
-	}
-	_, g := b.(backends.MultiGetter)
-	_, s := b.(backends.MultiSetter)
-	_, d := b.(backends.MultiDeleter)
-	need(backends.CapMulti, g && s && d, "backends.MultiGetter, MultiSetter and MultiDeleter")
-	l, ok := b.(backends.Locking)
-	need(backends.CapLock, ok, "backends.Locking")
-	if ok && caps&backends.CapLock != 0 && l.Locker() == nil {
-		errs = append(errs, errors.New("backend declares lock but Locker() returned nil"))
-	}
-	se, ok := b.(backends.StorageExpirer)
-	need(backends.CapStorageExpiry, ok && se.StorageTTL() > 0, "backends.StorageExpirer with a TTL above zero")
-	_, ok = b.(backends.TagEvicter)
-	need(backends.CapTags, ok, "backends.TagEvicter")
-	_, ok1 := b.(backends.Lister)
-	_, ok2 := b.(backends.StatReporter)
-	need(backends.CapList, ok1 && ok2, "backends.Lister and backends.StatReporter")
-	_, ok = b.(backends.FileStore)
-	need(backends.CapFiles, ok, "backends.FileStore")
-	vk, ok := b.(backends.ValueKeeper)
-	need(backends.CapKeepsValues, ok && vk.KeepsValues(), "backends.ValueKeeper reporting true")
-	if caps&backends.CapDiscards != 0 && caps&backends.CapSharedStorage != 0 {
-		errs = append(errs, errors.New("backend declares both discards and shared-storage: a store that keeps nothing shares nothing"))
+	caps := featuresOf(ctx, b)
+	if caps&FeatDiscards != 0 && caps&FeatKeepsValues != 0 {
+		return errors.New("backend declares both Discarder and ValueKeeper: a store that keeps nothing keeps no values")
 	}
 	if caps != e.caps {
-		errs = append(errs, fmt.Errorf("two instances declared different capabilities: %s and %s", e.caps, caps))
+		return fmt.Errorf("two instances declared different optional interfaces: %s and %s", e.caps, caps)
 	}
-	return errors.Join(errs...)
+	return nil
 }

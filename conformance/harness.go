@@ -21,7 +21,7 @@ type Harness struct {
 	// Backends that do not keep files use dir only as a namespace (a Redis
 	// key prefix, say). Opening twice with the same dir must give instances
 	// that see each other's entries when the backend declares
-	// backends.CapSharedStorage.
+	// FeatShared.
 	Open func(ctx context.Context, dir string) (backends.Backend, error)
 
 	// OpenWithTTL, if set, opens an instance like Open whose storage expiry

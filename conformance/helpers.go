@@ -80,7 +80,7 @@ func (e *env) sameEntry(got, want backends.Entry) error {
 	if !(len(got.Tags) == 0 && len(want.Tags) == 0) && !slices.Equal(got.Tags, want.Tags) {
 		return fmt.Errorf("entry Tags are %q, want %q", got.Tags, want.Tags)
 	}
-	if e.has(backends.CapKeepsValues) && !reflect.DeepEqual(got.Value, want.Value) {
+	if e.has(FeatKeepsValues) && !reflect.DeepEqual(got.Value, want.Value) {
 		return fmt.Errorf("entry Value is %#v, want %#v (the backend declares keeps-values)", got.Value, want.Value)
 	}
 	return nil

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/regioncache/regioncache/backends"
 )
 
 // Status is the outcome of one check.
@@ -68,7 +66,7 @@ type Report struct {
 	// Name is the Harness's name.
 	Name string `json:"name"`
 	// Capabilities are those the backend declared when the suite opened it.
-	Capabilities backends.Capabilities `json:"capabilities"`
+	Capabilities Features `json:"capabilities"`
 	// Results has one element per check, in the suite's order.
 	Results []Result `json:"results"`
 }

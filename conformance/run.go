@@ -20,7 +20,7 @@ type check struct {
 	name string
 	// needs are the capabilities the check requires; without them it is
 	// skipped with "backend lacks capability X".
-	needs backends.Capabilities
+	needs Features
 	// keeping marks a check that only makes sense for a backend that keeps
 	// entries; it is skipped for one declaring CapDiscards.
 	keeping bool
@@ -44,7 +44,7 @@ type CheckInfo struct {
 	// Name is the check's name, as in Result.Name.
 	Name string
 	// Needs are the capabilities without which the check is skipped.
-	Needs backends.Capabilities
+	Needs Features
 	// Description says in one sentence what the check demands.
 	Description string
 }
@@ -79,7 +79,7 @@ func skipf(format string, args ...any) error { return &skipError{fmt.Sprintf(for
 type env struct {
 	h    Harness
 	cfg  *config
-	caps backends.Capabilities
+	caps Features
 
 	base, dir, sibling, scratch string
 
@@ -87,7 +87,7 @@ type env struct {
 	opened []backends.Backend
 }
 
-func newEnv(h Harness, cfg *config, caps backends.Capabilities) (*env, error) {
+func newEnv(h Harness, cfg *config, caps Features) (*env, error) {
 	base, err := os.MkdirTemp("", "regioncache-conformance-")
 	if err != nil {
 		return nil, fmt.Errorf("conformance: creating the check's directory: %w", err)
@@ -105,9 +105,9 @@ func newEnv(h Harness, cfg *config, caps backends.Capabilities) (*env, error) {
 	return e, nil
 }
 
-func (e *env) discards() bool { return e.caps&backends.CapDiscards != 0 }
+func (e *env) discards() bool { return e.caps&FeatDiscards != 0 }
 
-func (e *env) has(c backends.Capabilities) bool { return e.caps&c == c }
+func (e *env) has(c Features) bool { return e.caps&c == c }
 
 func (e *env) track(b backends.Backend) {
 	e.mu.Lock()
@@ -191,28 +191,28 @@ func Check(ctx context.Context, h Harness, opts ...Option) Report {
 
 // probe opens one instance to learn the backend's capabilities. It is the
 // "open" check.
-func probe(ctx context.Context, h Harness, cfg *config) (backends.Capabilities, Result) {
-	var caps backends.Capabilities
+func probe(ctx context.Context, h Harness, cfg *config) (Features, Result) {
+	var caps Features
 	res := runCheck(ctx, h, cfg, 0, check{name: "open", run: func(ctx context.Context, e *env) error {
 		b, err := e.open(ctx)
 		if err != nil {
 			return err
 		}
-		caps = backends.CapabilitiesOf(b)
+		caps = featuresOf(ctx, b)
 		return b.Close()
 	}})
 	return caps, res
 }
 
 // runCheck runs one check in its own goroutine under the check timeout.
-func runCheck(ctx context.Context, h Harness, cfg *config, caps backends.Capabilities, c check) Result {
+func runCheck(ctx context.Context, h Harness, cfg *config, caps Features, c check) Result {
 	res := Result{Name: c.name}
 	if missing := c.needs &^ caps; missing != 0 {
 		res.Status = Skip
 		res.Reason = "backend lacks capability " + missing.String()
 		return res
 	}
-	if c.keeping && caps&backends.CapDiscards != 0 {
+	if c.keeping && caps&FeatDiscards != 0 {
 		res.Status = Skip
 		res.Reason = "backend declares capability discards: it keeps no entries"
 		return res
@@ -304,7 +304,7 @@ func Run(t *testing.T, h Harness, opts ...Option) {
 	if h.Open == nil {
 		t.Fatal("conformance: Harness.Open is nil")
 	}
-	var caps backends.Capabilities
+	var caps Features
 	var openRes Result
 	if !t.Run("open", func(t *testing.T) {
 		caps, openRes = probe(t.Context(), h, cfg)

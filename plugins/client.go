@@ -66,9 +66,9 @@ func NameOf(path string) string {
 }
 
 // Backend is a backend served by a plugin process. It implements every
-// optional interface of package backends; Capabilities reports which ones
-// the plugin really has, and backends.Has, backends.LockerOf and the
-// region go by that. Its methods are safe for concurrent use.
+// optional interface of package backends and declines at run time
+// (backends.ErrUnsupported, a nil Locker, a zero StorageTTL) those the
+// plugin's backend lacks; Declares lists what it has. Its methods are safe for concurrent use.
 //
 // All Backends opened from one executable (with the same checksum pin and
 // logger) share one plugin process, each being an instance in it; the
@@ -79,7 +79,7 @@ type Backend struct {
 	argsPB *structpb.Struct
 	cfg    config
 
-	caps backends.Capabilities
+	caps declared
 	ttl  time.Duration
 
 	mu     sync.Mutex
@@ -340,7 +340,7 @@ func (b *Backend) conn() (*proc, uint64, error) {
 		return nil, 0, b.fail(context.Background(), p, err)
 	}
 	if b.gen == 0 {
-		b.caps = backends.Capabilities(resp.Capabilities) &^ backends.CapKeepsValues
+		b.caps = declared(resp.Capabilities)
 		b.ttl = time.Duration(resp.StorageTtlNanos)
 	}
 	b.gen, b.id = p.gen, resp.Instance
@@ -371,9 +371,19 @@ func (b *Backend) call(ctx context.Context, fn func(c pb.BackendClient, id uint6
 // Name returns the name the plugin goes by in errors and logs.
 func (b *Backend) Name() string { return b.cfg.name }
 
-// Capabilities implements backends.Capabler: exactly the capabilities of the
-// plugin's backend, less keeps-values.
-func (b *Backend) Capabilities() backends.Capabilities { return b.caps }
+// Declares lists the optional interfaces the plugin's backend has (e.g.
+// "multi|lock|tags"), or "none". The Backend implements every optional
+// interface of package backends and declines, as the contract says, those the
+// plugin lacks: their methods return errors wrapping backends.ErrUnsupported
+// and Locker returns nil.
+func (b *Backend) Declares() string { return b.caps.String() }
+
+// ProcessLocal implements backends.ProcessLocal as the plugin's backend
+// declares it; a plugin that says nothing is shared.
+func (b *Backend) ProcessLocal() bool { return b.caps.has(declProcessLocal) }
+
+// Discards implements backends.Discarder as the plugin's backend declares it.
+func (b *Backend) Discards() bool { return b.caps.has(declDiscards) }
 
 // Close closes the plugin's backend instance, and stops the plugin process
 // if no other Backend uses it. It is idempotent.
@@ -522,7 +532,7 @@ func (b *Backend) unsupported(what string) error {
 
 // GetMulti implements backends.MultiGetter (capability multi).
 func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entry, error) {
-	if b.caps&backends.CapMulti == 0 {
+	if !b.caps.has(declMulti) {
 		return nil, b.unsupported("multi-key operations")
 	}
 	out := make([]*backends.Entry, 0, len(keys))
@@ -557,7 +567,7 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entr
 
 // SetMulti implements backends.MultiSetter (capability multi).
 func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backends.Entry) error {
-	if b.caps&backends.CapMulti == 0 {
+	if !b.caps.has(declMulti) {
 		return b.unsupported("multi-key operations")
 	}
 	if len(keys) != len(entries) {
@@ -583,7 +593,7 @@ func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backend
 
 // DeleteMulti implements backends.MultiDeleter (capability multi).
 func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
-	if b.caps&backends.CapMulti == 0 {
+	if !b.caps.has(declMulti) {
 		return b.unsupported("multi-key operations")
 	}
 	return b.call(ctx, func(c pb.BackendClient, id uint64) error {
@@ -601,7 +611,7 @@ func (b *Backend) StorageTTL() time.Duration { return b.ttl }
 
 // EvictTag implements backends.TagEvicter (capability tags).
 func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
-	if b.caps&backends.CapTags == 0 {
+	if !b.caps.has(declTags) {
 		return 0, b.unsupported("tag eviction")
 	}
 	var n int
@@ -618,7 +628,7 @@ func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
 
 // List implements backends.Lister (capability list).
 func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) error {
-	if b.caps&backends.CapList == 0 {
+	if !b.caps.has(declList) {
 		return b.unsupported("listing")
 	}
 	var fnErr error
@@ -652,7 +662,7 @@ func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) e
 
 // StorageStats implements backends.StatReporter (capability list).
 func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
-	if b.caps&backends.CapList == 0 {
+	if !b.caps.has(declStats) {
 		return backends.Stats{}, b.unsupported("storage statistics")
 	}
 	var s backends.Stats
@@ -673,7 +683,13 @@ func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
 // ctx ends (not when the call returns), so a lock bound to its context keeps
 // that meaning. A handle taken before the plugin restarted reports
 // lock.ErrLost on Unlock.
-func (b *Backend) Locker() lock.Locker { return remoteLocker{b} }
+// A plugin whose backend has no lock gives nil.
+func (b *Backend) Locker() lock.Locker {
+	if !b.caps.has(declLock) {
+		return nil
+	}
+	return remoteLocker{b}
+}
 
 type remoteLocker struct{ b *Backend }
 
@@ -690,7 +706,7 @@ type remoteHandle struct {
 
 func (l remoteLocker) lock(ctx context.Context, key string, try bool) (lock.Handle, bool, error) {
 	b := l.b
-	if b.caps&backends.CapLock == 0 {
+	if !b.caps.has(declLock) {
 		return nil, false, b.unsupported("locks")
 	}
 	p, id, err := b.conn()

@@ -21,9 +21,10 @@
 // directly.
 //
 // Each opened backend runs in its own plugin process. Its host-side Backend
-// implements every optional backends interface, gated by the plugin's
-// capability bits, so backends.Has and backends.LockerOf see exactly what the
-// plugin offers (except keeps-values, which cannot cross a process boundary).
+// implements every optional backends interface and declines at run time, as
+// the contract says (backends.ErrUnsupported, a nil Locker, a zero TTL), the
+// ones the plugin's backend lacks, so regions see exactly what the plugin
+// offers (except keeps-values, which cannot cross a process boundary).
 // Payloads larger than ChunkSize are streamed in chunks, and file values
 // (backends.FileStore) stream between a file in the plugin and a temporary
 // file in the host without ever being held in memory whole. If the plugin

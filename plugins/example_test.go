@@ -35,5 +35,5 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s (plugin capabilities: %v)\n", e.Payload, b.Capabilities())
+	fmt.Printf("%s (plugin declares: %s)\n", e.Payload, b.Declares())
 }

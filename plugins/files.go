@@ -17,7 +17,7 @@ import (
 // returned file is read-only; on Unix-like systems its name is already
 // removed, so closing it frees the space.
 func (b *Backend) OpenFile(ctx context.Context, key string) (*os.File, backends.Entry, error) {
-	if b.caps&backends.CapFiles == 0 {
+	if !b.caps.has(declFiles) {
 		return nil, backends.Entry{}, b.unsupported("file values")
 	}
 	var (
@@ -83,7 +83,7 @@ func (b *Backend) OpenFile(ctx context.Context, key string) (*os.File, backends.
 // backend's StoreFile. move is accepted but f is never taken: the host's
 // file stays where it is.
 func (b *Backend) StoreFile(ctx context.Context, key string, f *os.File, e backends.Entry, move bool) error {
-	if b.caps&backends.CapFiles == 0 {
+	if !b.caps.has(declFiles) {
 		return b.unsupported("file values")
 	}
 	fi, err := f.Stat()

@@ -28,11 +28,14 @@ func openT(t *testing.T, name string, args backends.Args, opts ...Option) *Backe
 func TestRoundTripAndCapabilities(t *testing.T) {
 	ctx := context.Background()
 	b := openT(t, "memory", backends.Args{"copy_values": true})
-	if got, want := b.Capabilities(), backends.CapMulti|backends.CapTags|backends.CapList; got != want {
-		t.Errorf("Capabilities = %v, want %v", got, want)
+	if got, want := b.Declares(), "multi|tags|list|stats|process-local"; got != want {
+		t.Errorf("Declares() = %q, want %q", got, want)
 	}
-	if backends.LockerOf(b) != nil || backends.Has(b, backends.CapFiles) || backends.KeepsValues(b) {
-		t.Error("the memory plugin must not offer locks, files or keeps-values")
+	if backends.LockerOf(b) != nil || backends.KeepsValues(b) || backends.IsShared(b) {
+		t.Error("the memory plugin must not offer locks or keeps-values, and is process-local")
+	}
+	if _, _, err := b.OpenFile(ctx, "k"); !errors.Is(err, backends.ErrUnsupported) {
+		t.Errorf("OpenFile on the memory plugin = %v, want ErrUnsupported", err)
 	}
 	created := time.Unix(1700000000, 123456789)
 	want := backends.Entry{Payload: []byte("v\x00\xff"), Created: created, Version: 7, Tags: []string{"a", "\xff"}}

@@ -87,15 +87,15 @@ func (s *server) backend(id uint64) (backends.Backend, error) {
 	return b, nil
 }
 
-// optional returns the backend as T when it declares capability c.
-func optional[T any](s *server, id uint64, c backends.Capabilities, what string) (T, error) {
+// optional returns the backend as T when it has that optional interface.
+func optional[T any](s *server, id uint64, what string) (T, error) {
 	var zero T
 	b, err := s.backend(id)
 	if err != nil {
 		return zero, err
 	}
 	t, ok := b.(T)
-	if !ok || !backends.Has(b, c) {
+	if !ok {
 		return zero, toStatus(fmt.Errorf("%w: %s", backends.ErrUnsupported, what))
 	}
 	return t, nil
@@ -113,8 +113,7 @@ func (s *server) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenRespons
 	s.mu.Lock()
 	s.instances[id] = b
 	s.mu.Unlock()
-	caps := backends.CapabilitiesOf(b) &^ backends.CapKeepsValues
-	return &pb.OpenResponse{Instance: id, Capabilities: uint32(caps), StorageTtlNanos: int64(backends.StorageTTL(b))}, nil
+	return &pb.OpenResponse{Instance: id, Capabilities: uint32(declarationsOf(b)), StorageTtlNanos: int64(backends.StorageTTL(b))}, nil
 }
 
 func (s *server) Close(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
@@ -462,7 +461,7 @@ func (s *server) LockContextDone(ctx context.Context, req *pb.UnlockRequest) (*p
 }
 
 func (s *server) EvictTag(ctx context.Context, req *pb.TagRequest) (*pb.CountResponse, error) {
-	t, err := optional[backends.TagEvicter](s, req.Instance, backends.CapTags, "tag eviction")
+	t, err := optional[backends.TagEvicter](s, req.Instance, "tag eviction")
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +470,7 @@ func (s *server) EvictTag(ctx context.Context, req *pb.TagRequest) (*pb.CountRes
 }
 
 func (s *server) List(req *pb.InstanceRequest, stream pb.Backend_ListServer) error {
-	l, err := optional[backends.Lister](s, req.Instance, backends.CapList, "listing")
+	l, err := optional[backends.Lister](s, req.Instance, "listing")
 	if err != nil {
 		return err
 	}
@@ -483,7 +482,7 @@ func (s *server) List(req *pb.InstanceRequest, stream pb.Backend_ListServer) err
 }
 
 func (s *server) StorageStats(ctx context.Context, req *pb.InstanceRequest) (*pb.StatsResponse, error) {
-	r, err := optional[backends.StatReporter](s, req.Instance, backends.CapList, "storage statistics")
+	r, err := optional[backends.StatReporter](s, req.Instance, "storage statistics")
 	if err != nil {
 		return nil, err
 	}
@@ -495,7 +494,7 @@ func (s *server) StorageStats(ctx context.Context, req *pb.InstanceRequest) (*pb
 }
 
 func (s *server) OpenFile(req *pb.KeyRequest, stream pb.Backend_OpenFileServer) error {
-	fs, err := optional[backends.FileStore](s, req.Instance, backends.CapFiles, "file values")
+	fs, err := optional[backends.FileStore](s, req.Instance, "file values")
 	if err != nil {
 		return err
 	}
@@ -539,7 +538,7 @@ func (s *server) StoreFile(stream pb.Backend_StoreFileServer) error {
 	if err != nil {
 		return err
 	}
-	fs, err := optional[backends.FileStore](s, first.Instance, backends.CapFiles, "file values")
+	fs, err := optional[backends.FileStore](s, first.Instance, "file values")
 	if err != nil {
 		return err
 	}

@@ -235,8 +235,8 @@ func newState(cfg config, name string, b backends.Backend) *state {
 	s.closing, s.closeNow = context.WithCancel(context.Background())
 	s.keepsValues = backends.KeepsValues(b)
 	s.shared = backends.IsShared(b)
-	s.discards = backends.Has(b, backends.CapDiscards)
-	if fs, ok := b.(backends.FileStore); ok && backends.Has(b, backends.CapFiles) {
+	s.discards = backends.Discards(b)
+	if fs, ok := b.(backends.FileStore); ok {
 		s.files = fs
 	}
 	s.lock = cfg.locker
@@ -576,11 +576,11 @@ func (r *Region) EvictTag(ctx context.Context, tag string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	te, ok := s.backend.(backends.TagEvicter)
-	if !ok || !backends.Has(s.backend, backends.CapTags) {
-		return 0, fmt.Errorf("region %s: EvictTag: backend %s: %w", s.name, s.backendName, backends.ErrUnsupported)
+	n, err := backends.EvictTag(ctx, s.backend, tag)
+	if err != nil {
+		return n, fmt.Errorf("region %s: backend %s: %w", s.name, s.backendName, err)
 	}
-	return te.EvictTag(ctx, tag)
+	return n, nil
 }
 
 // Delete removes the entries for keys. Absent keys are not an error.

@@ -71,20 +71,6 @@ func wrap(err error) error {
 	return fmt.Errorf("filesystem: %w", err)
 }
 
-// Capabilities implements backends.Capabler: shared storage, tags and
-// listing; a cross-process lock when distributed_lock is on; storage expiry
-// when expiration_time is set.
-func (b *Backend) Capabilities() backends.Capabilities {
-	c := backends.CapSharedStorage | backends.CapTags | backends.CapList
-	if b.cfg.DistributedLock {
-		c |= backends.CapLock
-	}
-	if b.cfg.TTL > 0 {
-		c |= backends.CapStorageExpiry
-	}
-	return c
-}
-
 // Get implements backends.Backend. The payload is read with one open, fstat
 // and read of the entry file and is not shared with anything else.
 func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
@@ -108,10 +94,15 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 // Close implements backends.Backend.
 func (b *Backend) Close() error { return wrap(b.s.Close()) }
 
-// Locker implements backends.Locking: file locks in base_dir that exclude
-// every process using the directory. It is only reported as a capability
-// when distributed_lock is true.
-func (b *Backend) Locker() lock.Locker { return b.s.Locker() }
+// Locker implements backends.Locking: with distributed_lock (the default),
+// the directory's file lock, which excludes every process using the
+// directory; without it, nil, and regions lock in-process only.
+func (b *Backend) Locker() lock.Locker {
+	if !b.cfg.DistributedLock {
+		return nil
+	}
+	return b.s.Locker()
+}
 
 // StorageTTL implements backends.StorageExpirer (expiration_time).
 func (b *Backend) StorageTTL() time.Duration { return b.cfg.TTL }

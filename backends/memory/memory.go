@@ -87,15 +87,6 @@ func New() *Backend {
 	return b
 }
 
-// Capabilities implements backends.Capabler.
-func (b *Backend) Capabilities() backends.Capabilities {
-	c := backends.CapMulti | backends.CapTags | backends.CapList
-	if !b.copyValues {
-		c |= backends.CapKeepsValues
-	}
-	return c
-}
-
 // KeepsValues implements backends.ValueKeeper: true unless copy_values is set.
 func (b *Backend) KeepsValues() bool { return !b.copyValues }
 

@@ -72,18 +72,6 @@ func wrap(err error) error {
 	return fmt.Errorf("rawfs: %w", err)
 }
 
-// Capabilities implements backends.Capabler.
-func (b *Backend) Capabilities() backends.Capabilities {
-	c := backends.CapSharedStorage | backends.CapTags | backends.CapList | backends.CapFiles
-	if b.cfg.DistributedLock {
-		c |= backends.CapLock
-	}
-	if b.cfg.TTL > 0 {
-		c |= backends.CapStorageExpiry
-	}
-	return c
-}
-
 // Get implements backends.Backend: the payload is the data file's contents.
 func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	e, err := b.s.GetBytes(ctx, key)
@@ -130,8 +118,15 @@ func (b *Backend) CreateTemp(pattern string) (*os.File, error) {
 	return f, wrap(err)
 }
 
-// Locker implements backends.Locking (reported only with distributed_lock).
-func (b *Backend) Locker() lock.Locker { return b.s.Locker() }
+// Locker implements backends.Locking: with distributed_lock (the default),
+// the directory's file lock, which excludes every process using the
+// directory; without it, nil, and regions lock in-process only.
+func (b *Backend) Locker() lock.Locker {
+	if !b.cfg.DistributedLock {
+		return nil
+	}
+	return b.s.Locker()
+}
 
 // StorageTTL implements backends.StorageExpirer (expiration_time).
 func (b *Backend) StorageTTL() time.Duration { return b.cfg.TTL }

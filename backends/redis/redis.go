@@ -129,18 +129,6 @@ func New(client goredis.UniversalClient, opts Options) (*Backend, error) {
 	return b, nil
 }
 
-// Capabilities implements backends.Capabler.
-func (b *Backend) Capabilities() backends.Capabilities {
-	c := backends.CapSharedStorage | backends.CapMulti | backends.CapTags | backends.CapList
-	if b.locker != nil {
-		c |= backends.CapLock
-	}
-	if b.ttl > 0 {
-		c |= backends.CapStorageExpiry
-	}
-	return c
-}
-
 // Client returns the backend's go-redis client.
 func (b *Backend) Client() goredis.UniversalClient { return b.client }
 

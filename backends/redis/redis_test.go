@@ -118,15 +118,19 @@ func TestArgs(t *testing.T) {
 func TestCapabilities(t *testing.T) {
 	srv := redistest.Start(t)
 	b := open(t, srv, nil)
-	c := backends.CapabilitiesOf(b)
-	want := backends.CapSharedStorage | backends.CapMulti | backends.CapTags | backends.CapList | backends.CapLock
-	if c != want {
-		t.Fatalf("capabilities %v, want %v", c, want)
+	if !backends.IsShared(b) || backends.LockerOf(b) == nil || backends.StorageTTL(b) != 0 {
+		t.Fatalf("redis backend: shared %v, locker %v, TTL %v; want shared, a locker, no TTL",
+			backends.IsShared(b), backends.LockerOf(b), backends.StorageTTL(b))
 	}
+	var _ interface {
+		backends.MultiGetter
+		backends.MultiSetter
+		backends.MultiDeleter
+		backends.TagEvicter
+		backends.Lister
+		backends.StatReporter
+	} = b
 	b2 := open(t, srv, backends.Args{"distributed_lock": false, "redis_expiration_time": "1m"})
-	if c := backends.CapabilitiesOf(b2); c&backends.CapLock != 0 || c&backends.CapStorageExpiry == 0 {
-		t.Fatalf("capabilities %v", c)
-	}
 	if backends.LockerOf(b2) != nil || backends.StorageTTL(b2) != time.Minute {
 		t.Fatal("no-lock backend has a locker or wrong TTL")
 	}

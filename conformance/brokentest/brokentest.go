@@ -145,7 +145,7 @@ func (f Fault) Harness() conformance.Harness {
 		LockEndsWithContext: f.LockEndsWithContext,
 		Open:                func(ctx context.Context, dir string) (backends.Backend, error) { return open(dir, 0) },
 	}
-	if backends.Has(f.Wrap(memory.New(), Env{Locks: lock.NewKeyed(), TTL: time.Second}), backends.CapStorageExpiry) {
+	if backends.StorageTTL(f.Wrap(memory.New(), Env{Locks: lock.NewKeyed(), TTL: time.Second})) > 0 {
 		h.OpenWithTTL = func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error) {
 			return open(dir, ttl)
 		}
@@ -164,6 +164,10 @@ func (w *wrapped) Set(ctx context.Context, k string, e backends.Entry) error {
 }
 func (w *wrapped) Delete(ctx context.Context, k string) error { return w.b.Delete(ctx, k) }
 func (w *wrapped) Close() error                               { return w.b.Close() }
+
+// ProcessLocal passes on the wrapped backend's declaration: the harness gives
+// every instance its own memory backend, which no other instance sees.
+func (w *wrapped) ProcessLocal() bool { return !backends.IsShared(w.b) }
 
 // DropsLargeValues returns b with writes of payloads above
 // LargeValueThreshold silently dropped (the key is left absent).
@@ -238,14 +242,13 @@ type ignoresClose struct{ wrapped }
 
 func (c *ignoresClose) Close() error { return nil }
 
-// withLocker declares CapLock with the given locker.
+// withLocker declares a lock (backends.Locking) with the given locker.
 type withLocker struct {
 	wrapped
 	l lock.Locker
 }
 
-func (w *withLocker) Capabilities() backends.Capabilities { return backends.CapLock }
-func (w *withLocker) Locker() lock.Locker                 { return w.l }
+func (w *withLocker) Locker() lock.Locker { return w.l }
 
 // WithLock returns b with a correct lock: keyed, shared by every instance
 // given the same *lock.Keyed.
@@ -407,13 +410,6 @@ type ttlBackend struct {
 	written map[string]time.Time
 }
 
-func (t *ttlBackend) Capabilities() backends.Capabilities {
-	if t.ttl > 0 {
-		return backends.CapStorageExpiry
-	}
-	return 0
-}
-
 func (t *ttlBackend) StorageTTL() time.Duration { return t.ttl }
 
 func (t *ttlBackend) Get(ctx context.Context, k string) (backends.Entry, error) {
@@ -458,8 +454,6 @@ type fileBackend struct {
 	dir        string
 	fromOffset bool
 }
-
-func (f *fileBackend) Capabilities() backends.Capabilities { return backends.CapFiles }
 
 func (f *fileBackend) StoreFile(ctx context.Context, key string, file *os.File, e backends.Entry, move bool) error {
 	var r io.Reader = io.NewSectionReader(file, 0, 1<<62)

@@ -140,11 +140,6 @@ func (sh *shared) release() error {
 // dbKey is key's key in the database: bbolt refuses empty keys.
 func dbKey(key string) []byte { return append([]byte{'k'}, key...) }
 
-// Capabilities implements backends.Capabler.
-func (b *Backend) Capabilities() backends.Capabilities {
-	return backends.CapLock | backends.CapTags | backends.CapList | backends.CapFiles | backends.CapSharedStorage
-}
-
 func (b *Backend) check() error {
 	if b.closed {
 		return fmt.Errorf("bolt: %w", backends.ErrClosed)

@@ -132,7 +132,9 @@ type OpenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The instance id the other calls carry.
 	Instance uint64 `protobuf:"varint,3,opt,name=instance,proto3" json:"instance,omitempty"`
-	// backends.Capabilities of the served backend.
+	// The optional interfaces the served backend has (plugins.declared bits:
+	// 1 multi, 2 lock, 8 tags, 16 list, 32 files, 128 discards, 512 stats,
+	// 1024 process-local).
 	Capabilities uint32 `protobuf:"varint,1,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
 	// StorageTTL in nanoseconds, when the backend has storage expiry.
 	StorageTtlNanos int64 `protobuf:"varint,2,opt,name=storage_ttl_nanos,json=storageTtlNanos,proto3" json:"storage_ttl_nanos,omitempty"`
