@@ -403,8 +403,10 @@ func TestEvictionAcrossProcessesStaysWithinBound(t *testing.T) {
 	if res.Callers != procs*n {
 		t.Fatalf("%d writes, want %d", res.Callers, procs*n)
 	}
-	if maxSeen > bound+procs*entryMax {
-		t.Fatalf("directory reached %d bytes; bound %d plus one entry per writer is %d", maxSeen, bound, bound+procs*entryMax)
+	// The documented bound: cache_size plus its slack (background eviction
+	// catching up) plus the entry each writer is committing.
+	if limit := int64(bound*(1+fsstore.Slack)) + procs*entryMax; maxSeen > limit {
+		t.Fatalf("directory reached %d bytes; bound %d plus slack plus one entry per writer is %d", maxSeen, bound, limit)
 	}
 	st, _ := b.StorageStats(context.Background())
 	if st.Bytes > bound || st.Entries < 10 {

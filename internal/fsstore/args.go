@@ -65,29 +65,51 @@ func IsCacheDir(dir string) bool {
 }
 
 // DetectKind reports the kind of the entries in dir (KindValue or KindFile)
-// from the first entry file it finds; KindValue if there is none.
+// from the first entry file it finds; KindValue if there is none. It never
+// follows a link below dir: shards and entries that are links, FIFOs, hard
+// links or anything but a regular file are skipped.
 func DetectKind(dir string) byte {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real // dir itself is the user's choice
+	}
+	base, err := openDir(dir)
+	if err != nil {
+		return KindValue
+	}
+	defer base.close()
 	for i := range 256 {
-		sh := filepath.Join(dir, fmt.Sprintf("%02x", i))
-		ents, err := os.ReadDir(sh)
+		sh, _, err := base.openSub(fmt.Sprintf("%02x", i), false)
 		if err != nil {
 			continue
 		}
-		for _, e := range ents {
-			if classify(e.Name()) != kindEntry || !e.Type().IsRegular() {
-				continue
-			}
-			f, err := os.Open(filepath.Join(sh, e.Name()))
-			if err != nil {
-				continue
-			}
-			var h [6]byte
-			_, err = io.ReadFull(f, h[:])
-			f.Close()
-			if err == nil && string(h[:4]) == magic && (h[5] == KindValue || h[5] == KindFile) {
-				return h[5]
-			}
+		k := kindIn(sh)
+		sh.close()
+		if k != 0 {
+			return k
 		}
 	}
 	return KindValue
+}
+
+func kindIn(sh *dirHandle) byte {
+	names, err := sh.readNames()
+	if err != nil {
+		return 0
+	}
+	for _, n := range names {
+		if classify(n) != kindEntry {
+			continue
+		}
+		f, _, err := sh.openRead(n)
+		if err != nil {
+			continue
+		}
+		var h [6]byte
+		_, err = io.ReadFull(f, h[:])
+		f.Close()
+		if err == nil && string(h[:4]) == magic && (h[5] == KindValue || h[5] == KindFile) {
+			return h[5]
+		}
+	}
+	return 0
 }

@@ -38,6 +38,8 @@ func statOf(st *unix.Stat_t) fileStat {
 	return fileStat{
 		size:    st.Size,
 		mtimeNs: st.Mtim.Nano(),
+		ctimeNs: st.Ctim.Nano(),
+		dev:     uint64(st.Dev),
 		ino:     st.Ino,
 		nlink:   uint64(st.Nlink),
 		regular: st.Mode&unix.S_IFMT == unix.S_IFREG,
@@ -206,3 +208,135 @@ func isNotRegular(err error) bool {
 }
 
 func (d *dirHandle) syncDir() error { return unix.Fsync(d.fd) }
+
+// openSub opens the subdirectory name of d without following a link. With
+// create, a missing subdirectory is made, and anything else planted at name
+// (a link, a file, a FIFO) is unlinked — which never touches what a link
+// points to — and replaced by a directory; repaired reports that.
+func (d *dirHandle) openSub(name string, create bool) (sub *dirHandle, repaired bool, err error) {
+	p := d.path + "/" + name
+	for attempt := 0; ; attempt++ {
+		fd, err := openatRetry(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+		if err == nil {
+			return &dirHandle{fd: fd, path: p}, repaired, nil
+		}
+		if !create || attempt > 2 {
+			return nil, repaired, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		switch err {
+		case unix.ENOENT:
+		case unix.ELOOP, unix.ENOTDIR:
+			if uerr := unix.Unlinkat(d.fd, name, 0); uerr != nil && uerr != unix.ENOENT {
+				return nil, repaired, &os.PathError{Op: "open", Path: p, Err: err}
+			}
+			repaired = true
+		default:
+			return nil, repaired, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		if err := unix.Mkdirat(d.fd, name, 0o700); err != nil && err != unix.EEXIST {
+			return nil, repaired, &os.PathError{Op: "mkdir", Path: p, Err: err}
+		}
+	}
+}
+
+// lockFile takes a non-blocking exclusive flock on f: the mark of a file
+// being written by a live process. The kernel drops it when the process
+// dies, so a sweeper that can take it knows the writer is gone.
+func lockFile(f *os.File) bool {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok := false
+	_ = sc.Control(func(fd uintptr) {
+		for {
+			err := unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
+			if err == unix.EINTR {
+				continue
+			}
+			ok = err == nil
+			return
+		}
+	})
+	return ok
+}
+
+// removeAbandoned removes name from d if it is a regular file whose
+// modification time is older than age and on which no live process
+// holds the writer's flock (see lockFile), and if ok (when non-nil) agrees
+// while that flock is held. It returns the bytes removed. Every file the
+// store writes carries its writer's flock from its creation (or, for a
+// creator's file moved in, from before the move), so the age only covers the
+// moment between a file's creation and its flock.
+func (d *dirHandle) removeAbandoned(name string, age time.Duration, ok func() bool) int64 {
+	fd, err := openatRetry(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0
+	}
+	fs := statOf(&st)
+	if !fs.regular || time.Now().UnixNano()-fs.mtimeNs < int64(age) {
+		return 0
+	}
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0
+		}
+		break
+	}
+	if ok != nil && !ok() {
+		return 0
+	}
+	if now, err := d.lstat(name); err != nil || now.ino != fs.ino || now.dev != fs.dev {
+		return 0
+	}
+	if d.remove(name) != nil {
+		return 0
+	}
+	return fs.size
+}
+
+// liveLocks reports whether writers mark their files with flocks, so that
+// leftovers of dead writers can be told apart from files being written.
+const liveLocks = true
+
+// renameIn moves the file at the path from (anywhere) to name in d.
+func (d *dirHandle) renameIn(from, name string) error {
+	if err := unix.Renameat(unix.AT_FDCWD, from, d.fd, name); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: d.path + "/" + name, Err: err}
+	}
+	return nil
+}
+
+// renameOut moves name in d back to the path to.
+func (d *dirHandle) renameOut(name, to string) error {
+	if err := unix.Renameat(d.fd, name, unix.AT_FDCWD, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: d.path + "/" + name, New: to, Err: err}
+	}
+	return nil
+}
+
+// fstatFile returns the stat of an open file.
+func fstatFile(f *os.File) (fileStat, error) {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return fileStat{}, err
+	}
+	var st unix.Stat_t
+	var serr error
+	if err := sc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }); err != nil {
+		return fileStat{}, err
+	}
+	if serr != nil {
+		return fileStat{}, serr
+	}
+	return statOf(&st), nil
+}

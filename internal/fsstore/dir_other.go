@@ -128,3 +128,76 @@ func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
 func isNotRegular(err error) bool { return errors.Is(err, errNotRegular) }
 
 func (d *dirHandle) syncDir() error { return nil }
+
+// openSub opens the subdirectory name of d, inside d's root. With create, a
+// missing subdirectory is made and anything else planted at name is removed
+// and replaced by a directory; repaired reports that.
+func (d *dirHandle) openSub(name string, create bool) (sub *dirHandle, repaired bool, err error) {
+	p := d.path + string(os.PathSeparator) + name
+	for attempt := 0; ; attempt++ {
+		fi, err := d.root.Lstat(name)
+		if err == nil && fi.IsDir() {
+			r, err := d.root.OpenRoot(name)
+			if err != nil {
+				return nil, repaired, err
+			}
+			return &dirHandle{root: r, path: p}, repaired, nil
+		}
+		if !create || attempt > 2 {
+			if err == nil {
+				err = &os.PathError{Op: "open", Path: p, Err: errNotRegular}
+			}
+			return nil, repaired, err
+		}
+		if err == nil {
+			if rerr := d.root.Remove(name); rerr != nil {
+				return nil, repaired, rerr
+			}
+			repaired = true
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, repaired, err
+		}
+		if err := d.root.Mkdir(name, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, repaired, err
+		}
+	}
+}
+
+// lockFile marks a file as being written. Without Linux's flock semantics
+// this is a no-op, and leftovers are recognised by age alone.
+func lockFile(f *os.File) bool { return true }
+
+// liveLocks reports whether writers mark their files with flocks.
+const liveLocks = false
+
+// removeAbandoned removes name from d if it is a regular file older than age
+// and ok (when non-nil) agrees. It returns the bytes removed.
+func (d *dirHandle) removeAbandoned(name string, age time.Duration, ok func() bool) int64 {
+	fi, err := d.root.Lstat(name)
+	if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < age {
+		return 0
+	}
+	if ok != nil && !ok() {
+		return 0
+	}
+	if d.root.Remove(name) != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func (d *dirHandle) renameIn(from, name string) error {
+	return os.Rename(from, d.path+string(os.PathSeparator)+name)
+}
+
+func (d *dirHandle) renameOut(name, to string) error {
+	return os.Rename(d.path+string(os.PathSeparator)+name, to)
+}
+
+func fstatFile(f *os.File) (fileStat, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return fileStat{}, err
+	}
+	return statOfInfo(fi), nil
+}

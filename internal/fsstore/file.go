@@ -3,37 +3,68 @@ package fsstore
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"time"
+	"strings"
 
 	"github.com/regioncache/regioncache/backends"
 )
 
 // A rawfs entry is a metadata entry (KindFile) whose payload is a FileRef:
-// the size and name of an immutable data file in the same shard, named
-// <entry name>.<16 random hex>.data. The data file is placed first (renamed
-// or copied in), then the metadata entry is renamed over the old one: that
-// single rename is the commit, so data and metadata change together. The
-// previous data file is deleted after the commit; readers that still hold it
-// open keep reading it.
+// the name and identity of an immutable data file in the same shard, named
+// <entry name>.<16 random hex>.data. The data file is placed first (written
+// to a temporary file and renamed, or the creator's file renamed in), then
+// the metadata entry is renamed over the old one: that single rename is the
+// commit, so data and metadata change together. The previous data file is
+// deleted after the commit; readers that still hold it open keep reading it.
+//
+// The FileRef records the data file's size, inode, modification and change
+// times as they were at the commit. Nothing the cache does changes them
+// afterwards, and nobody can set a change time, so a data file rewritten,
+// replaced or linked behind the cache's back (even with content of the same
+// length) no longer matches: it is a miss, never different bytes.
 
-// EncodeFileRef encodes a data file reference.
-func EncodeFileRef(name string, size int64) []byte {
-	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(name)), uint64(size))
-	return append(b, name...)
+// FileRef is a rawfs entry's reference to its data file.
+type FileRef struct {
+	Name    string
+	Size    int64
+	Ino     uint64
+	MtimeNs int64
+	CtimeNs int64
 }
 
-// DecodeFileRef decodes a data file reference.
-func DecodeFileRef(p []byte) (name string, size int64, ok bool) {
-	if len(p) < 8 {
-		return "", 0, false
+const fileRefFixed = 32
+
+// EncodeFileRef encodes a data file reference.
+func EncodeFileRef(r FileRef) []byte {
+	b := make([]byte, 0, fileRefFixed+len(r.Name))
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.Size))
+	b = binary.LittleEndian.AppendUint64(b, r.Ino)
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.MtimeNs))
+	b = binary.LittleEndian.AppendUint64(b, uint64(r.CtimeNs))
+	return append(b, r.Name...)
+}
+
+// DecodeFileRef decodes a data file reference. A reference without the data
+// file's identity (written by earlier releases) does not decode: such an
+// entry cannot be checked, so it is a miss.
+func DecodeFileRef(p []byte) (FileRef, bool) {
+	if len(p) != fileRefFixed+54 {
+		return FileRef{}, false
 	}
-	size = int64(binary.LittleEndian.Uint64(p))
-	return string(p[8:]), size, size >= 0
+	r := FileRef{
+		Size:    int64(binary.LittleEndian.Uint64(p)),
+		Ino:     binary.LittleEndian.Uint64(p[8:]),
+		MtimeNs: int64(binary.LittleEndian.Uint64(p[16:])),
+		CtimeNs: int64(binary.LittleEndian.Uint64(p[24:])),
+		Name:    string(p[fileRefFixed:]),
+	}
+	return r, r.Size >= 0
+}
+
+func (r FileRef) matches(st fileStat) bool {
+	return st.size == r.Size && st.ino == r.Ino && st.mtimeNs == r.MtimeNs && st.ctimeNs == r.CtimeNs
 }
 
 func dataNameOK(entry, ref string) bool { return classify(ref) == kindData && ref[:32] == entry }
@@ -42,21 +73,33 @@ func dataNameOK(entry, ref string) bool { return classify(ref) == kindData && re
 // into the cache if move is true and f is on the same filesystem (copying
 // otherwise).
 func (s *Store) StoreFile(ctx context.Context, key string, f *os.File, e backends.Entry, move bool) error {
-	return s.storeData(ctx, key, e, func(sh *dirHandle, dname string) (int64, error) {
-		if move && f.Name() != "" {
-			dst := filepath.Join(sh.path, dname)
-			err := os.Rename(f.Name(), dst)
-			if err == nil {
-				_ = f.Chmod(0o600)
-				_ = sh.touch(dname)
-				st, err := sh.lstat(dname)
-				if err != nil || !st.regular {
-					_ = sh.remove(dname)
-					return 0, fmt.Errorf("moved file %s: not a regular file", f.Name())
-				}
-				return st.size, nil
+	_, err := s.storeData(ctx, key, e, false, s.placeFile(f, move))
+	return err
+}
+
+// StoreFileOpen is StoreFile that also returns a read-only file on the bytes
+// it stored, opened before the commit: eviction, a Delete or a newer write
+// that removes the entry right after cannot take them from the caller. If
+// the store fails after f was moved in, f is moved back to its path.
+func (s *Store) StoreFileOpen(ctx context.Context, key string, f *os.File, e backends.Entry, move bool) (*os.File, error) {
+	return s.storeData(ctx, key, e, true, s.placeFile(f, move))
+}
+
+// placement is a data file placed under its final name in a shard: held
+// keeps the writer's flock on it until the commit is done.
+type placement struct {
+	held    *os.File
+	closeIt bool   // held is ours to close
+	undo    func() // takes the data file away again
+}
+
+func (s *Store) placeFile(f *os.File, move bool) func(sh *dirHandle, dname string) (placement, error) {
+	return func(sh *dirHandle, dname string) (placement, error) {
+		if move && f.Name() != "" && lockFile(f) {
+			if p, ok := s.moveIn(sh, dname, f); ok {
+				return p, nil
 			}
-			// Across filesystems (or a file with no usable path): copy.
+			// Across filesystems, or not the file f holds: copy.
 		}
 		return s.writeData(sh, dname, func(out *os.File) error {
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -68,26 +111,60 @@ func (s *Store) StoreFile(ctx context.Context, key string, f *os.File, e backend
 			_, err := out.ReadFrom(f)
 			return err
 		})
-	})
+	}
+}
+
+// moveIn renames the creator's file f into sh as dname, if its path still
+// names the file f holds, with one link.
+func (s *Store) moveIn(sh *dirHandle, dname string, f *os.File) (placement, bool) {
+	fst, err := fstatFile(f)
+	if err != nil || !fst.regular || fst.nlink > 1 {
+		return placement{}, false
+	}
+	_ = f.Chmod(0o600)
+	from := f.Name()
+	if err := sh.renameIn(from, dname); err != nil {
+		return placement{}, false
+	}
+	if now, err := sh.lstat(dname); err != nil || now.ino != fst.ino || now.dev != fst.dev {
+		// The path named another file than the one f holds: give it back.
+		_ = sh.renameOut(dname, from)
+		return placement{}, false
+	}
+	// A fresh modification time, so that no sweep mistakes it for an old
+	// leftover where flocks do not mark live writers.
+	_ = sh.touch(dname)
+	return placement{held: f, undo: func() {
+		if sh.renameOut(dname, from) != nil {
+			_ = sh.remove(dname)
+		}
+	}}, true
 }
 
 // StoreBytes stores p as the data file of key.
 func (s *Store) StoreBytes(ctx context.Context, key string, e backends.Entry) error {
 	p := e.Payload
-	return s.storeData(ctx, key, e, func(sh *dirHandle, dname string) (int64, error) {
+	_, err := s.storeData(ctx, key, e, false, func(sh *dirHandle, dname string) (placement, error) {
 		return s.writeData(sh, dname, func(out *os.File) error {
 			_, err := out.Write(p)
 			return err
 		})
 	})
+	return err
 }
 
-func (s *Store) writeData(sh *dirHandle, dname string, fill func(out *os.File) error) (int64, error) {
-	out, err := sh.createExcl(dname)
+// writeData fills a new temporary file (holding its flock) and renames it to
+// dname.
+func (s *Store) writeData(sh *dirHandle, dname string, fill func(out *os.File) error) (placement, error) {
+	tmp := tmpName()
+	out, err := sh.createExcl(tmp)
 	if err != nil {
-		return 0, err
+		return placement{}, err
 	}
 	err = func() error {
+		if !lockFile(out) {
+			return fmt.Errorf("temporary file %s taken by a sweeper", tmp)
+		}
 		if err := s.runHook(); err != nil {
 			return err
 		}
@@ -95,55 +172,75 @@ func (s *Store) writeData(sh *dirHandle, dname string, fill func(out *os.File) e
 			return err
 		}
 		if s.o.Sync {
-			return out.Sync()
+			if err := out.Sync(); err != nil {
+				return err
+			}
 		}
-		return nil
+		return sh.rename(tmp, dname)
 	}()
-	var size int64
-	if err == nil {
-		var fi os.FileInfo
-		if fi, err = out.Stat(); err == nil {
-			size = fi.Size()
-		}
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		_ = sh.remove(dname)
-		return 0, err
+		_ = sh.remove(tmp)
+		out.Close()
+		return placement{}, err
 	}
-	return size, nil
+	return placement{held: out, closeIt: true, undo: func() { _ = sh.remove(dname) }}, nil
 }
 
-func (s *Store) storeData(ctx context.Context, key string, e backends.Entry, place func(sh *dirHandle, dname string) (int64, error)) error {
+func (s *Store) storeData(ctx context.Context, key string, e backends.Entry, open bool, place func(sh *dirHandle, dname string) (placement, error)) (*os.File, error) {
 	if err := s.enter(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	defer s.leave()
 	name := Name(key)
 	sh, err := s.shard(shardOf(name), true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dname := name + "." + randHex() + ".data"
-	size, err := place(sh, dname)
+	p, err := place(sh, dname)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ref := EncodeFileRef(dname, size)
-	tmp, msize, err := s.writeTemp(sh, func(f *os.File) error { return writeEntry(f, KindFile, key, &e, ref) })
-	if err == nil {
-		err = s.commit(ctx, sh, name, tmp, msize, size)
+	if p.closeIt {
+		defer p.held.Close()
 	}
+	var ro *os.File
+	err = func() error {
+		// The identity is taken after the last rename (which sets the
+		// change time) and never changes again.
+		st, err := fstatFile(p.held)
+		if err != nil {
+			return err
+		}
+		if open {
+			var rst fileStat
+			if ro, rst, err = sh.openRead(dname); err != nil {
+				return err
+			}
+			if rst.ino != st.ino || rst.dev != st.dev {
+				return fmt.Errorf("data file %s replaced while stored", dname)
+			}
+		}
+		ref := EncodeFileRef(FileRef{Name: dname, Size: st.size, Ino: st.ino, MtimeNs: st.mtimeNs, CtimeNs: st.ctimeNs})
+		tmp, msize, err := s.writeTemp(sh, func(f *os.File) error { return writeEntry(f, KindFile, key, &e, ref) })
+		if err != nil {
+			return err
+		}
+		return s.commit(ctx, sh, name, tmp, msize, st.size)
+	}()
 	if err != nil {
-		_ = sh.remove(dname)
+		if ro != nil {
+			ro.Close()
+		}
+		p.undo()
+		return nil, err
 	}
-	return err
+	return ro, nil
 }
 
 // OpenFile returns a read-only file on key's data and the entry's metadata
-// (Payload nil).
+// (Payload nil). A data file that is not exactly the one committed (its
+// size, inode, modification or change time differ) is a miss.
 func (s *Store) OpenFile(ctx context.Context, key string) (*os.File, backends.Entry, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, backends.Entry{}, err
@@ -154,12 +251,12 @@ func (s *Store) OpenFile(ctx context.Context, key string) (*os.File, backends.En
 		if err != nil {
 			return nil, backends.Entry{}, err
 		}
-		ref, size, ok := DecodeFileRef(e.Payload)
-		if !ok || !dataNameOK(name, ref) {
+		ref, ok := DecodeFileRef(e.Payload)
+		if !ok || !dataNameOK(name, ref.Name) {
 			s.removeEntry(ctx, sh, name, &st)
 			return nil, backends.Entry{}, fmt.Errorf("%w: %w", backends.ErrNotFound, ErrCorrupt)
 		}
-		f, fst, err := sh.openRead(ref)
+		f, fst, err := sh.openRead(ref.Name)
 		if err != nil {
 			if isNotExist(err) && attempt < 3 {
 				// Replaced (and its old data deleted) between our two
@@ -172,10 +269,10 @@ func (s *Store) OpenFile(ctx context.Context, key string) (*os.File, backends.En
 			}
 			return nil, backends.Entry{}, err
 		}
-		if fst.size != size {
+		if !ref.matches(fst) {
 			f.Close()
 			s.removeEntry(ctx, sh, name, &st)
-			return nil, backends.Entry{}, fmt.Errorf("%w: data file is %d bytes, entry says %d", backends.ErrNotFound, fst.size, size)
+			return nil, backends.Entry{}, fmt.Errorf("%w: data file %s changed after it was stored", backends.ErrNotFound, ref.Name)
 		}
 		e.Payload = nil
 		return f, e, nil
@@ -201,39 +298,78 @@ func (s *Store) GetBytes(ctx context.Context, key string) (backends.Entry, error
 	return e, nil
 }
 
+// tmpDir returns the open tmp/ directory; with create, a missing one is made
+// and anything planted in its place (a link) is replaced.
+func (s *Store) tmpDir(create bool) (*dirHandle, error) {
+	if d := s.tmp.Load(); d != nil {
+		return d, nil
+	}
+	s.shardMu.Lock()
+	defer s.shardMu.Unlock()
+	if d := s.tmp.Load(); d != nil {
+		return d, nil
+	}
+	d, repaired, err := s.base.openSub(TempDir, create)
+	if repaired {
+		s.problem(s.dir+"/"+TempDir, fmt.Errorf("not a directory: replaced"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.tmp.Store(d)
+	return d, nil
+}
+
 // CreateTemp creates a temporary file in the cache directory's tmp/
 // subdirectory, on the same filesystem as the entries, so that storing it
-// with move is a rename. Files left there are swept after SweepAge.
+// with move is a rename. pattern is as for os.CreateTemp. The file carries
+// its creator's flock while it is open; once closed (or its process dead),
+// it is swept SweepAge after its last change.
 func (s *Store) CreateTemp(pattern string) (*os.File, error) {
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.closed {
 		return nil, backends.ErrClosed
 	}
-	d := filepath.Join(s.dir, TempDir)
-	if !s.tmpReady.Load() {
-		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if strings.ContainsAny(pattern, `/\`) {
+		return nil, fmt.Errorf("CreateTemp: pattern %q contains a path separator", pattern)
+	}
+	d, err := s.tmpDir(true)
+	if err != nil {
+		return nil, err
+	}
+	prefix, suffix := pattern, ""
+	if i := strings.LastIndexByte(pattern, '*'); i >= 0 {
+		prefix, suffix = pattern[:i], pattern[i+1:]
+	}
+	for try := 0; ; try++ {
+		f, err := d.createExcl(prefix + randHex() + suffix)
+		if err != nil {
+			if os.IsExist(err) && try < 10 {
+				continue
+			}
 			return nil, err
 		}
-		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("%s is not a directory", d)
-		}
-		s.tmpReady.Store(true)
+		lockFile(f)
+		return f, nil
 	}
-	return os.CreateTemp(d, pattern)
 }
 
-// sweepTempDir removes old files from tmp/.
-func (s *Store) sweepTempDir() {
-	d := filepath.Join(s.dir, TempDir)
-	ents, err := os.ReadDir(d)
+// sweepTempDir removes from tmp/ the files no live process holds whose last
+// change is older than SweepAge. It never follows a link: a tmp/ that is
+// not a directory is left alone.
+func (s *Store) sweepTempDir() int64 {
+	d, err := s.tmpDir(false)
 	if err != nil {
-		return
+		return 0
 	}
-	for _, de := range ents {
-		fi, err := de.Info()
-		if err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > s.o.SweepAge {
-			_ = os.Remove(filepath.Join(d, de.Name()))
-		}
+	names, err := d.readNames()
+	if err != nil {
+		return 0
 	}
+	var freed int64
+	for _, n := range names {
+		freed += d.removeAbandoned(n, s.o.SweepAge, nil)
+	}
+	return freed
 }

@@ -16,13 +16,15 @@ import (
 //	0    4     magic "RCE\x1a"
 //	4    1     format version (1)
 //	5    1     kind: 1 filesystem value, 2 rawfs metadata
-//	6    2     flags: bit 0 = creation time is the zero time.Time
-//	8    8     created, Unix nanoseconds
+//	6    2     flags: bit 0 = creation time is the zero time.Time,
+//	                  bit 1 = wide time (see below)
+//	8    8     created, Unix nanoseconds (wide time: Unix seconds)
 //	16   8     schema version
 //	24   4     key length K
 //	28   4     number of tags T
 //	32   8     payload length P
-//	40   K     key bytes
+//	[40  4     wide time only: nanoseconds within the second]
+//	40   K     key bytes (at 44 with wide time)
 //	..         T times: 4-byte tag length, tag bytes
 //	..   P     payload
 //	end  8     xxhash64 of every preceding byte
@@ -42,6 +44,7 @@ const (
 	KindFile byte = 2
 
 	flagZeroTime = 1
+	flagWideTime = 2 // creation time outside Unix nanoseconds' range (1678-2262)
 )
 
 // Errors from decoding. All of them mean "not a usable entry": a miss.
@@ -53,8 +56,18 @@ var (
 	maxHeaderBytes = 64 << 20 // key plus tags
 )
 
-func metaSize(key string, tags []string) int {
+// wideTime reports whether t needs the wide encoding: Unix nanoseconds in
+// an int64 cover only the years 1678 to 2262.
+func wideTime(t time.Time) bool {
+	return !t.IsZero() && !time.Unix(0, t.UnixNano()).Equal(t)
+}
+
+func metaSize(key string, e *backends.Entry) int {
 	n := headerSize + len(key)
+	if wideTime(e.Created) {
+		n += 4
+	}
+	tags := e.Tags
 	for _, t := range tags {
 		n += 4 + len(t)
 	}
@@ -68,9 +81,14 @@ func appendHeader(b []byte, kind byte, key string, e *backends.Entry, plen int) 
 	b = append(b, FormatVersion, kind)
 	var flags uint16
 	var created int64
-	if e.Created.IsZero() {
+	wide := wideTime(e.Created)
+	switch {
+	case e.Created.IsZero():
 		flags |= flagZeroTime
-	} else {
+	case wide:
+		flags |= flagWideTime
+		created = e.Created.Unix()
+	default:
 		created = e.Created.UnixNano()
 	}
 	b = binary.LittleEndian.AppendUint16(b, flags)
@@ -79,6 +97,9 @@ func appendHeader(b []byte, kind byte, key string, e *backends.Entry, plen int) 
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(key)))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Tags)))
 	b = binary.LittleEndian.AppendUint64(b, uint64(plen))
+	if wide {
+		b = binary.LittleEndian.AppendUint32(b, uint32(e.Created.Nanosecond()))
+	}
 	b = append(b, key...)
 	for _, t := range e.Tags {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(t)))
@@ -89,7 +110,7 @@ func appendHeader(b []byte, kind byte, key string, e *backends.Entry, plen int) 
 
 // Encode returns the complete file for an entry with payload p.
 func Encode(kind byte, key string, e *backends.Entry, p []byte) []byte {
-	n := metaSize(key, e.Tags) + len(p) + trailerSize
+	n := metaSize(key, e) + len(p) + trailerSize
 	b := make([]byte, 0, n)
 	b = appendHeader(b, kind, key, e, len(p))
 	b = append(b, p...)
@@ -136,7 +157,11 @@ func parseHeader(b []byte, size int64, wantKind byte, wantKey *string, withKey, 
 	if plen > math.MaxInt64 || klen+ntags*4 > int64(maxHeaderBytes) || version > math.MaxInt || version < math.MinInt {
 		return h, 0, ErrCorrupt
 	}
-	off := int64(headerSize) + klen
+	var ext int64
+	if flags&flagWideTime != 0 {
+		ext = 4
+	}
+	off := int64(headerSize) + ext + klen
 	if off+ntags*4+int64(plen)+trailerSize > size || int64(plen) > size {
 		// Checked before anything is allocated from these lengths.
 		return h, 0, ErrCorrupt
@@ -147,7 +172,7 @@ func parseHeader(b []byte, size int64, wantKind byte, wantKey *string, withKey, 
 	if int64(len(b)) < off {
 		return h, int(off), nil
 	}
-	key := b[headerSize:off]
+	key := b[headerSize+ext : off]
 	if wantKey != nil && string(key) != *wantKey {
 		return h, 0, ErrWrongKey
 	}
@@ -170,7 +195,7 @@ func parseHeader(b []byte, size int64, wantKind byte, wantKey *string, withKey, 
 		}
 		tl := int64(binary.LittleEndian.Uint32(b[off:]))
 		off += 4
-		if off+tl > size || off-headerSize > int64(maxHeaderBytes) {
+		if off+tl > size || off-headerSize-ext > int64(maxHeaderBytes) {
 			return h, 0, ErrCorrupt
 		}
 		if int64(len(b)) < off+tl {
@@ -184,7 +209,15 @@ func parseHeader(b []byte, size int64, wantKind byte, wantKey *string, withKey, 
 	if off+int64(plen)+trailerSize != size {
 		return h, 0, ErrCorrupt
 	}
-	if flags&flagZeroTime == 0 {
+	switch {
+	case flags&flagZeroTime != 0:
+	case ext > 0:
+		ns := binary.LittleEndian.Uint32(b[headerSize:])
+		if ns >= 1e9 {
+			return h, 0, ErrCorrupt
+		}
+		h.Entry.Created = time.Unix(created, int64(ns))
+	default:
 		h.Entry.Created = time.Unix(0, created)
 	}
 	h.Entry.Version = int(version)
@@ -234,7 +267,11 @@ func preflight(hdr []byte, size int64) error {
 	if hdr[5] == KindFile && plen > maxRefPayload {
 		return ErrCorrupt
 	}
-	tagBytes := size - headerSize - trailerSize - klen - int64(plen)
+	var ext int64
+	if binary.LittleEndian.Uint16(hdr[6:])&flagWideTime != 0 {
+		ext = 4
+	}
+	tagBytes := size - headerSize - ext - trailerSize - klen - int64(plen)
 	if tagBytes < 4*ntags || tagBytes > int64(maxHeaderBytes) || klen > int64(maxHeaderBytes) {
 		return ErrCorrupt
 	}

@@ -51,8 +51,9 @@ type candidate struct {
 	acct int64 // entry plus data files with its hash
 }
 
-// scanShard lists shard i: it sweeps old temporary files (and, for rawfs,
-// old unreferenced data files) and returns the entries.
+// scanShard lists shard i: it sweeps the leftovers of dead writers
+// (temporary files and, for rawfs, unreferenced data files) and returns the
+// entries.
 func (s *Store) scanShard(ctx context.Context, i int) ([]candidate, error) {
 	sh, err := s.shard(i, false)
 	if err != nil || sh == nil {
@@ -62,7 +63,6 @@ func (s *Store) scanShard(ctx context.Context, i int) ([]candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UnixNano()
 	var out []candidate
 	dataSize := map[string]int64{}
 	for _, n := range names {
@@ -73,18 +73,17 @@ func (s *Store) scanShard(ctx context.Context, i int) ([]candidate, error) {
 		if k == kindOther {
 			continue
 		}
+		if k == kindTemp {
+			sh.removeAbandoned(n, s.o.SweepAge, nil)
+			continue
+		}
 		st, err := sh.lstat(n)
 		if err != nil {
 			continue
 		}
-		old := now-st.mtimeNs > int64(s.o.SweepAge)
 		switch k {
-		case kindTemp:
-			if old {
-				_ = sh.remove(n)
-			}
 		case kindData:
-			if old && s.sweepData(ctx, sh, n) {
+			if s.sweepData(ctx, sh, n) {
 				continue
 			}
 			dataSize[n[:32]] += st.size
@@ -100,27 +99,34 @@ func (s *Store) scanShard(ctx context.Context, i int) ([]candidate, error) {
 	return out, nil
 }
 
-// sweepData removes rawfs data file n if its entry does not refer to it.
+// sweepData removes rawfs data file n if no live writer holds it and its
+// entry does not refer to it.
 func (s *Store) sweepData(ctx context.Context, sh *dirHandle, n string) bool {
 	if s.o.Kind != KindFile {
 		return false
 	}
-	h, ok, err := s.locker.TryLock(ctx, lockEntry+n[:32])
-	if err != nil || !ok {
-		return false
-	}
-	defer h.Unlock()
-	if ref, _ := s.dataRef(sh, n[:32]); ref == n {
-		return false
-	}
-	return sh.remove(n) == nil
+	return sh.removeAbandoned(n, s.o.SweepAge, func() bool {
+		h, ok, err := s.internal.TryLock(ctx, lockEntry+n[:32])
+		if err != nil || !ok {
+			return false
+		}
+		defer h.Unlock()
+		ref, _ := s.dataRef(sh, n[:32])
+		return ref.Name != n
+	}) > 0
 }
 
+// scanAll scans every shard. A shard that cannot be read is reported
+// (OnProblem) and skipped: one damaged shard affects only its own entries.
 func (s *Store) scanAll(ctx context.Context, fn func(c []candidate) error) error {
 	for i := range 256 {
 		c, err := s.scanShard(ctx, i)
 		if err != nil {
-			return err
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			s.problem(fmt.Sprintf("%s/%02x", s.dir, i), err)
+			c = nil
 		}
 		if err := fn(c); err != nil {
 			return err
@@ -129,31 +135,77 @@ func (s *Store) scanAll(ctx context.Context, fn func(c []candidate) error) error
 	return nil
 }
 
+// sweepAll sweeps tmp/ and every shard (at Open).
 func (s *Store) sweepAll() {
 	s.sweepTempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	for i := range 256 {
-		s.life.RLock()
-		closed := s.closed
-		if !closed {
-			_, _ = s.scanShard(ctx, i)
-		}
-		s.life.RUnlock()
-		if closed {
+		if s.bgCtx.Err() != nil {
 			return
 		}
+		_, _ = s.scanShard(s.bgCtx, i)
 	}
 }
 
-// Recount scans the whole directory, resets the shared size counter to what
-// it found and returns it.
+// sweepEvery sweeps the leftovers of dead writers every SweepInterval, in
+// one process at a time, until Close: only the names of temporary files are
+// looked at, so a sweep costs a directory listing per shard.
+func (s *Store) sweepEvery() {
+	if s.o.SweepInterval < 0 {
+		return
+	}
+	t := time.NewTicker(s.o.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		s.SweepLeftovers(s.bgCtx)
+	}
+}
+
+// SweepLeftovers removes the temporary files of dead writers from tmp/ and
+// every shard, unless another process is sweeping. It returns the bytes
+// freed.
+func (s *Store) SweepLeftovers(ctx context.Context) int64 {
+	h, ok, err := s.internal.TryLock(ctx, lockSweep)
+	if err != nil || !ok {
+		return 0
+	}
+	defer h.Unlock()
+	freed := s.sweepTempDir()
+	for i := range 256 {
+		if ctx.Err() != nil {
+			break
+		}
+		sh, err := s.shard(i, false)
+		if err != nil || sh == nil {
+			continue
+		}
+		names, err := sh.readNames()
+		if err != nil {
+			continue
+		}
+		for _, n := range names {
+			if classify(n) == kindTemp {
+				freed += sh.removeAbandoned(n, s.o.SweepAge, nil)
+			}
+		}
+	}
+	return freed
+}
+
+// Recount scans the whole directory and returns what it found. It resets the
+// shared size counter to that only if no update happened during the scan, so
+// a concurrent write is never lost.
 func (s *Store) Recount(ctx context.Context) (backends.Stats, error) {
 	return s.recount(ctx, nil)
 }
 
 func (s *Store) recount(ctx context.Context, progress func(int)) (backends.Stats, error) {
 	var st backends.Stats
+	_, _, gen := s.counter()
 	done := 0
 	err := s.scanAll(ctx, func(c []candidate) error {
 		done++
@@ -169,25 +221,70 @@ func (s *Store) recount(ctx context.Context, progress func(int)) (backends.Stats
 	if err != nil {
 		return st, err
 	}
-	s.setSize(st.Bytes, st.Entries)
+	if gen >= 0 {
+		s.setSizeIf(gen, st.Bytes, st.Entries)
+	}
 	return st, nil
 }
 
-// maybeEvict frees space down to the low-water mark when the counter is over
-// MaxBytes. Only one process evicts at a time: a writer that finds another
-// evicting waits for it and then re-checks, so the directory never holds more
-// than MaxBytes plus the entry each writer is committing. See evict.
-func (s *Store) maybeEvict(ctx context.Context) {
-	h, err := s.locker.Lock(ctx, lockEvict)
-	if err != nil {
+// kickEvict starts the background evictor unless it is running. The caller
+// is inside enter/leave, so Close is not waiting yet. A pass that has begun
+// is finished even if Close comes meanwhile, so that a process that writes
+// and exits leaves the directory within cache_size.
+func (s *Store) kickEvict() {
+	if !s.evicting.CompareAndSwap(false, true) {
 		return
 	}
-	defer h.Unlock()
-	total, n := s.Counter()
-	if total <= s.o.MaxBytes {
-		return
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		for {
+			s.evictLoop()
+			s.evicting.Store(false)
+			// A writer that found the evictor running just before it
+			// stopped relies on this re-check.
+			if b, _, _ := s.counter(); b <= s.o.MaxBytes || s.closing.Load() || !s.evicting.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
+}
+
+// evictLoop evicts while the counter is over MaxBytes: one process at a time
+// (the others re-check after it), down to the low-water mark.
+func (s *Store) evictLoop() {
+	ctx := context.Background() // a pass is bounded by its sample
+	target := int64(float64(s.o.MaxBytes) * s.o.LowWater)
+	for {
+		total, _, _ := s.counter()
+		if total <= s.o.MaxBytes {
+			return
+		}
+		h, ok, err := s.internal.TryLock(ctx, lockEvict)
+		if err != nil {
+			return
+		}
+		if !ok {
+			// Another process is evicting; look again shortly.
+			if s.closing.Load() {
+				return
+			}
+			select {
+			case <-s.bgCtx.Done():
+			case <-time.After(2 * time.Millisecond):
+			}
+			continue
+		}
+		total, n, _ := s.counter()
+		removed := 0
+		if total > s.o.MaxBytes {
+			_, removed = s.evict(ctx, total, n, target)
+		}
+		h.Unlock()
+		if removed == 0 {
+			return
+		}
 	}
-	s.evict(ctx, total, n, int64(float64(s.o.MaxBytes)*s.o.LowWater))
 }
 
 // evict removes approximately least-recently-used entries until the counter
@@ -210,7 +307,7 @@ func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64,
 	var cands []candidate
 	var seenBytes, seen int64
 	all := true
-	c0, e0 := s.Counter()
+	_, _, gen := s.counter()
 	for k, i := range rand.Perm(256) {
 		c, err := s.scanShard(ctx, i)
 		if err != nil {
@@ -239,9 +336,8 @@ func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64,
 		// The whole directory was seen. If nothing was written meanwhile,
 		// what is really there beats the counter (which drifts if a writer
 		// dies between its rename and its accounting).
-		if c1, e1 := s.Counter(); c1 == c0 && e1 == e0 && (c1 != seenBytes || e1 != seen) {
+		if c1, e1, _ := s.counter(); (c1 != seenBytes || e1 != seen) && s.setSizeIf(gen, seenBytes, seen) {
 			need = seenBytes - target
-			s.setSize(seenBytes, seen)
 		}
 	}
 	if s.afterSelect != nil {
@@ -331,12 +427,12 @@ func (s *Store) info(x candidate) (EntryInfo, error) {
 			if _, err := f.ReadAt(p, int64(h.PayloadOff)); err != nil {
 				return EntryInfo{}, err
 			}
-			ref, n, ok := DecodeFileRef(p)
-			if !ok {
+			ref, ok := DecodeFileRef(p)
+			if !ok || !dataNameOK(x.name, ref.Name) {
 				return EntryInfo{}, ErrCorrupt
 			}
-			info.Size = n
-			info.DataPath = x.sh.path + "/" + ref
+			info.Size = ref.Size
+			info.DataPath = x.sh.path + "/" + ref.Name
 		}
 		return info, nil
 	}
@@ -430,7 +526,7 @@ func (s *Store) Prune(ctx context.Context, expiredBefore time.Time, maxBytes int
 		}
 	}
 	if maxBytes > 0 {
-		h, err := s.locker.Lock(ctx, lockEvict)
+		h, err := s.internal.Lock(ctx, lockEvict)
 		if err != nil {
 			return r, err
 		}

@@ -8,11 +8,22 @@
 //
 // Layout of a cache directory:
 //
-//	regioncache.lock     lock file (byte-range locks; never deleted)
-//	regioncache.size     16 bytes: accounted bytes and entries (approximate)
-//	tmp/                 rawfs CreateTemp files
-//	00/ .. ff/           shards: <32 hex> entries, <32 hex>.<16 hex>.data rawfs
-//	                     data files, .tmp-* files being written
+//	regioncache.lock       lock file of the regions' dogpile locks (never deleted)
+//	regioncache.store.lock lock file of the store's own entry, size, eviction
+//	                       and sweep locks (never deleted)
+//	regioncache.size       24 bytes: accounted bytes, entries, generation
+//	tmp/                   rawfs CreateTemp files
+//	00/ .. ff/             shards: <32 hex> entries, <32 hex>.<16 hex>.data
+//	                       rawfs data files, .tmp-* files being written
+//
+// Nothing in a cache directory is trusted. Every path operation is relative
+// to an open directory and never follows a link (openat with O_NOFOLLOW on
+// Linux, os.Root elsewhere); an entry must be a regular file with one link
+// whose header agrees with its real size before anything is allocated from
+// it; whatever else sits in an entry position is a miss and is unlinked (or,
+// for a directory, renamed aside). A damaged shard is a miss for its own keys
+// only. Files being written carry an flock held by their writer, so that a
+// crashed writer's leftovers are recognised at once and swept.
 package fsstore
 
 import (
@@ -46,7 +57,7 @@ var (
 // special file is unlinked (which never touches what it points to), a
 // directory is renamed to a temporary name and left for the operator.
 func (s *Store) setAside(sh *dirHandle, name string) {
-	h, ok, err := s.locker.TryLock(context.Background(), lockEntry+name)
+	h, ok, err := s.internal.TryLock(context.Background(), lockEntry+name)
 	if err != nil || !ok {
 		return
 	}
@@ -57,30 +68,35 @@ func (s *Store) setAside(sh *dirHandle, name string) {
 	}
 	if st.dir {
 		_ = sh.rename(name, tmpPref+"planted-"+randHex())
-		return
+	} else {
+		_ = sh.remove(name)
 	}
-	_ = sh.remove(name)
+	s.problem(sh.path+"/"+name, errNotRegular)
 }
 
 // File names inside a cache directory.
 const (
-	LockFile = "regioncache.lock"
-	SizeFile = "regioncache.size"
-	TempDir  = "tmp"
-	tmpPref  = ".tmp-"
+	LockFile      = "regioncache.lock"
+	StoreLockFile = "regioncache.store.lock"
+	SizeFile      = "regioncache.size"
+	TempDir       = "tmp"
+	tmpPref       = ".tmp-"
 )
 
-// Reserved lock keys. Region keys never start with NUL followed by these
-// (and a collision would only make two operations wait for each other).
+// Keys of the store's own locks, in their own lock file (StoreLockFile), so
+// that no region key can name them.
 const (
-	lockEvict = "\x00regioncache:evict"
-	lockSize  = "\x00regioncache:size"
-	lockEntry = "\x00regioncache:entry:"
+	lockEvict = "evict"
+	lockSize  = "size"
+	lockSweep = "sweep"
+	lockEntry = "entry:"
 )
 
 type fileStat struct {
 	size    int64
 	mtimeNs int64
+	ctimeNs int64
+	dev     uint64
 	ino     uint64
 	nlink   uint64 // 0 where unknown (non-Linux)
 	regular bool
@@ -98,34 +114,55 @@ type Options struct {
 	// TouchInterval is how stale a file's access mark (its mtime) may be
 	// before a read refreshes it. Default 1s; negative disables.
 	TouchInterval time.Duration
-	// SweepAge is how old a leftover temporary file must be before it is
-	// removed. Default 1h.
+	// SweepAge is how long since its last change a file being written must
+	// be left alone by sweeps even when no writer's flock is on it (the
+	// moment between its creation and its flock). Default 10s on Linux,
+	// where writers mark their files with flocks; 1h elsewhere.
 	SweepAge time.Duration
+	// SweepInterval is how often an open store sweeps crash leftovers
+	// (temporary files whose writer died) from the directory; one process
+	// at a time does it. Default 1m; negative disables (Open still sweeps).
+	SweepInterval time.Duration
 	// LowWater is the fraction of MaxBytes eviction frees down to. Default 0.95.
 	LowWater float64
+	// OnProblem, if non-nil, is told about damage found in the directory
+	// (a shard that is not a directory, a planted file set aside) that the
+	// store worked around. It may be called from any goroutine.
+	OnProblem func(path string, err error)
 }
 
 // Store is an open cache directory. Its methods are safe for concurrent use,
 // also by several processes on one directory.
 type Store struct {
-	o      Options
-	dir    string
-	locker *lock.FileLocker
-	size   *os.File
+	o        Options
+	dir      string
+	base     *dirHandle
+	locker   *lock.FileLocker // the regions' dogpile locks
+	internal *lock.FileLocker // the store's own locks
+	size     *os.File
 
 	life   sync.RWMutex // read-held by every operation; Close write-holds it
 	closed bool
 
 	shardMu sync.Mutex
 	shards  [256]atomic.Pointer[dirHandle]
+	tmp     atomic.Pointer[dirHandle]
 
-	bg sync.WaitGroup
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	evicting atomic.Bool
+	closing  atomic.Bool // Close has begun: the evictor finishes its pass but waits for nobody
 
 	hook atomic.Pointer[func() error]
 
-	tmpReady atomic.Bool // tmp/ exists
-
 	afterSelect func([]candidate) // tests: runs between victim selection and deletion
+}
+
+func (s *Store) problem(path string, err error) {
+	if f := s.o.OnProblem; f != nil {
+		f(path, err)
+	}
 }
 
 // SetWriteHook installs f (nil removes it) to run before every entry write;
@@ -155,6 +192,12 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.SweepAge == 0 {
 		o.SweepAge = time.Hour
+		if liveLocks {
+			o.SweepAge = 10 * time.Second
+		}
+	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = time.Minute
 	}
 	if o.LowWater <= 0 || o.LowWater > 1 {
 		o.LowWater = 0.95
@@ -166,6 +209,11 @@ func Open(o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("base_dir: %w", err)
 	}
+	// base_dir itself is the user's choice and may be a link; nothing
+	// below it is followed.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("base_dir: %w", err)
@@ -174,14 +222,26 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: base_dir: %s is not a directory", backends.ErrBadArgument, dir)
 	}
 	s := &Store{o: o, dir: dir}
+	if s.base, err = openDir(dir); err != nil {
+		return nil, fmt.Errorf("base_dir: %w", err)
+	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	if s.locker, err = lock.NewFileLocker(filepath.Join(dir, LockFile)); err != nil {
+		s.base.close()
+		return nil, err
+	}
+	if s.internal, err = lock.NewFileLocker(filepath.Join(dir, StoreLockFile)); err != nil {
+		s.locker.Close()
+		s.base.close()
 		return nil, err
 	}
 	sizePath := filepath.Join(dir, SizeFile)
 	_, statErr := os.Lstat(sizePath)
 	s.size, err = openNoFollow(sizePath, os.O_RDWR|os.O_CREATE)
 	if err != nil {
+		s.internal.Close()
 		s.locker.Close()
+		s.base.close()
 		return nil, fmt.Errorf("open size file: %w", err)
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
@@ -196,6 +256,7 @@ func Open(o Options) (*Store, error) {
 	go func() {
 		defer s.bg.Done()
 		s.sweepAll()
+		s.sweepEvery()
 	}()
 	return s, nil
 }
@@ -225,6 +286,8 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.life.Unlock()
+	s.closing.Store(true)
+	s.bgCancel()
 	s.bg.Wait()
 	var errs []error
 	for i := range s.shards {
@@ -232,10 +295,13 @@ func (s *Store) Close() error {
 			errs = append(errs, d.close())
 		}
 	}
+	if d := s.tmp.Swap(nil); d != nil {
+		errs = append(errs, d.close())
+	}
 	if s.size != nil {
 		errs = append(errs, s.size.Close())
 	}
-	errs = append(errs, s.locker.Close())
+	errs = append(errs, s.locker.Close(), s.internal.Close(), s.base.close())
 	return errors.Join(errs...)
 }
 
@@ -265,8 +331,9 @@ func shardOf(name string) int {
 	return int(b[0])
 }
 
-// shard returns the open shard directory i, or nil if it does not exist
-// (create false) .
+// shard returns the open shard directory i, or nil if it does not exist and
+// create is false. With create, whatever is planted in the shard's place (a
+// link, a file) is replaced by a directory.
 func (s *Store) shard(i int, create bool) (*dirHandle, error) {
 	if d := s.shards[i].Load(); d != nil {
 		return d, nil
@@ -276,13 +343,10 @@ func (s *Store) shard(i int, create bool) (*dirHandle, error) {
 	if d := s.shards[i].Load(); d != nil {
 		return d, nil
 	}
-	p := filepath.Join(s.dir, fmt.Sprintf("%02x", i))
-	d, err := openDir(p)
-	if err != nil && isNotExist(err) && create {
-		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, err
-		}
-		d, err = openDir(p)
+	name := fmt.Sprintf("%02x", i)
+	d, repaired, err := s.base.openSub(name, create)
+	if repaired {
+		s.problem(s.dir+"/"+name, errors.New("not a directory: replaced"))
 	}
 	if err != nil {
 		if isNotExist(err) && !create {
@@ -313,7 +377,10 @@ func (s *Store) read(key string, kind byte) (backends.Entry, *dirHandle, string,
 	var st fileStat
 	sh, err := s.shard(shardOf(name), false)
 	if err != nil {
-		return backends.Entry{}, nil, name, st, err
+		// A damaged shard is a miss for its own keys, never an error that
+		// keeps their creators from running.
+		s.problem(s.dir+"/"+name[:2], err)
+		return backends.Entry{}, nil, name, st, fmt.Errorf("%w: %v", backends.ErrNotFound, err)
 	}
 	if sh == nil {
 		return backends.Entry{}, nil, name, st, backends.ErrNotFound
@@ -379,6 +446,9 @@ func (s *Store) writeTemp(sh *dirHandle, write func(f *os.File) error) (string, 
 		return "", 0, err
 	}
 	err = func() error {
+		if !lockFile(f) {
+			return fmt.Errorf("temporary file %s taken by a sweeper", tmp)
+		}
 		if err := s.runHook(); err != nil {
 			return err
 		}
@@ -397,14 +467,12 @@ func (s *Store) writeTemp(sh *dirHandle, write func(f *os.File) error) (string, 
 			size = fi.Size()
 		}
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		_ = sh.remove(tmp)
+		f.Close()
 		return "", 0, err
 	}
-	return tmp, size, nil
+	return tmp, size, f.Close()
 }
 
 // Put stores e (with payload p) under key.
@@ -432,7 +500,7 @@ func writeEntry(w io.Writer, kind byte, key string, e *backends.Entry, p []byte)
 		_, err := w.Write(Encode(kind, key, e, p))
 		return err
 	}
-	h := appendHeader(make([]byte, 0, metaSize(key, e.Tags)), kind, key, e, len(p))
+	h := appendHeader(make([]byte, 0, metaSize(key, e)), kind, key, e, len(p))
 	d := xxhash.New()
 	d.Write(h)
 	d.Write(p)
@@ -449,7 +517,7 @@ func writeEntry(w io.Writer, kind byte, key string, e *backends.Entry, p []byte)
 // commit renames tmp over name under the entry's lock and accounts for it.
 // dataSize is the size of the rawfs data file the new entry refers to.
 func (s *Store) commit(ctx context.Context, sh *dirHandle, name, tmp string, size, dataSize int64) error {
-	h, err := s.locker.Lock(ctx, lockEntry+name)
+	h, err := s.internal.Lock(ctx, lockEntry+name)
 	if err != nil {
 		_ = sh.remove(tmp)
 		return err
@@ -474,9 +542,57 @@ func (s *Store) commit(ctx context.Context, sh *dirHandle, name, tmp string, siz
 	}
 	total, _ := s.addSize(newAcct-oldAcct, dn)
 	if s.o.MaxBytes > 0 && total > s.o.MaxBytes {
-		s.maybeEvict(context.WithoutCancel(ctx))
+		// Eviction runs in the background, out of the caller's critical
+		// path (which holds the key's dogpile lock). Only a directory
+		// over its slack makes writers help, bounded and cancellable.
+		s.kickEvict()
+		if total > s.hardLimit() {
+			s.backPressure(ctx)
+		}
 	}
 	return nil
+}
+
+// Slack is the fraction of cache_size by which the accounted bytes may
+// exceed it while background eviction catches up, before writers help.
+const Slack = 1.0 / 8
+
+func (s *Store) hardLimit() int64 { return s.o.MaxBytes + int64(float64(s.o.MaxBytes)*Slack) }
+
+// maxBackPressure bounds how long one write waits for eviction.
+const maxBackPressure = time.Second
+
+// backPressure makes a writer that finds the directory over its slack evict
+// itself if nobody else is, or wait for the evictor to bring the directory
+// back under the slack: never longer than maxBackPressure, and never past
+// ctx.
+func (s *Store) backPressure(ctx context.Context) {
+	deadline := time.Now().Add(maxBackPressure)
+	hard := s.hardLimit()
+	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 5*time.Millisecond) {
+		h, ok, err := s.internal.TryLock(ctx, lockEvict)
+		if err != nil {
+			return
+		}
+		if ok {
+			total, n, _ := s.counter()
+			if total > s.o.MaxBytes {
+				s.evict(ctx, total, n, int64(float64(s.o.MaxBytes)*s.o.LowWater))
+			}
+			h.Unlock()
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if total, _, _ := s.counter(); total <= hard || time.Now().After(deadline) {
+			return
+		}
+	}
 }
 
 // accounted returns the bytes entry name accounts for (entry file plus rawfs
@@ -490,26 +606,26 @@ func (s *Store) accounted(sh *dirHandle, name string) (int64, string, bool) {
 	if s.o.Kind != KindFile {
 		return st.size, "", true
 	}
-	data, dsize := s.dataRef(sh, name)
-	return st.size + dsize, data, true
+	ref, _ := s.dataRef(sh, name)
+	return st.size + ref.Size, ref.Name, true
 }
 
 // dataRef reads rawfs entry name's data file reference (without checking the
-// key).
-func (s *Store) dataRef(sh *dirHandle, name string) (string, int64) {
+// key); the zero FileRef if there is none.
+func (s *Store) dataRef(sh *dirHandle, name string) (FileRef, bool) {
 	data, _, err := sh.readFile(name, -1, nil)
 	if err != nil {
-		return "", 0
+		return FileRef{}, false
 	}
 	h, need, err := parseHeader(data, int64(len(data)), KindFile, nil, false, false)
 	if err != nil || need > 0 {
-		return "", 0
+		return FileRef{}, false
 	}
-	ref, n, ok := DecodeFileRef(data[h.PayloadOff : h.PayloadOff+int(h.PayloadLen)])
-	if !ok || !dataNameOK(name, ref) {
-		return "", 0
+	ref, ok := DecodeFileRef(data[h.PayloadOff : h.PayloadOff+int(h.PayloadLen)])
+	if !ok || !dataNameOK(name, ref.Name) {
+		return FileRef{}, false
 	}
-	return ref, n
+	return ref, true
 }
 
 // Delete removes key's entry. An absent entry is not an error.
@@ -535,11 +651,11 @@ func (s *Store) removeEntry(ctx context.Context, sh *dirHandle, name string, wan
 	var err error
 	if want != nil {
 		var ok bool
-		h, ok, err = s.locker.TryLock(ctx, lockEntry+name)
+		h, ok, err = s.internal.TryLock(ctx, lockEntry+name)
 		if err != nil || !ok {
 			return 0, err // busy: somebody is writing it, so it is fresh
 		}
-	} else if h, err = s.locker.Lock(ctx, lockEntry+name); err != nil {
+	} else if h, err = s.internal.Lock(ctx, lockEntry+name); err != nil {
 		return 0, err
 	}
 	defer h.Unlock()
@@ -567,42 +683,76 @@ func (s *Store) removeEntry(ctx context.Context, sh *dirHandle, name string, wan
 	return acct, nil
 }
 
+// The size file holds three little-endian 64-bit numbers: accounted bytes,
+// entries, and a generation bumped by every change, so that a full scan can
+// replace the counter only if nothing changed it meanwhile.
+
+func readCounter(f *os.File) (bytes, entries, gen int64) {
+	var b [24]byte
+	n, _ := f.ReadAt(b[:], 0)
+	if n >= 16 {
+		bytes = int64(binary.LittleEndian.Uint64(b[:8]))
+		entries = int64(binary.LittleEndian.Uint64(b[8:16]))
+	}
+	if n == 24 {
+		gen = int64(binary.LittleEndian.Uint64(b[16:]))
+	}
+	return max(bytes, 0), max(entries, 0), gen
+}
+
+func writeCounter(f *os.File, bytes, entries, gen int64) {
+	var b [24]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(bytes))
+	binary.LittleEndian.PutUint64(b[8:16], uint64(entries))
+	binary.LittleEndian.PutUint64(b[16:], uint64(gen))
+	_, _ = f.WriteAt(b[:], 0)
+}
+
 // addSize adjusts the shared size counter and returns the new totals.
 func (s *Store) addSize(dBytes, dEntries int64) (int64, int64) {
-	h, err := s.locker.Lock(context.Background(), lockSize)
+	h, err := s.internal.Lock(context.Background(), lockSize)
 	if err != nil {
 		return 0, 0
 	}
 	defer h.Unlock()
-	var b [16]byte
-	n, _ := s.size.ReadAt(b[:], 0)
-	var bytes, entries int64
-	if n == 16 {
-		bytes = int64(binary.LittleEndian.Uint64(b[:8]))
-		entries = int64(binary.LittleEndian.Uint64(b[8:]))
+	bytes, entries, gen := readCounter(s.size)
+	if dBytes == 0 && dEntries == 0 {
+		return bytes, entries
 	}
 	bytes = max(bytes+dBytes, 0)
 	entries = max(entries+dEntries, 0)
-	binary.LittleEndian.PutUint64(b[:8], uint64(bytes))
-	binary.LittleEndian.PutUint64(b[8:], uint64(entries))
-	_, _ = s.size.WriteAt(b[:], 0)
+	writeCounter(s.size, bytes, entries, gen+1)
 	return bytes, entries
 }
 
-// setSize overwrites the shared size counter.
-func (s *Store) setSize(bytes, entries int64) {
-	h, err := s.locker.Lock(context.Background(), lockSize)
+// counter returns the shared size counter with its generation.
+func (s *Store) counter() (bytes, entries, gen int64) {
+	h, err := s.internal.Lock(context.Background(), lockSize)
 	if err != nil {
-		return
+		return 0, 0, -1
 	}
 	defer h.Unlock()
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:8], uint64(bytes))
-	binary.LittleEndian.PutUint64(b[8:], uint64(entries))
-	_, _ = s.size.WriteAt(b[:], 0)
+	return readCounter(s.size)
+}
+
+// setSizeIf overwrites the shared size counter with what a scan found, only
+// if its generation is still gen (no update happened during the scan, which
+// the scan may or may not have seen). It reports whether it did.
+func (s *Store) setSizeIf(gen, bytes, entries int64) bool {
+	h, err := s.internal.Lock(context.Background(), lockSize)
+	if err != nil {
+		return false
+	}
+	defer h.Unlock()
+	if _, _, g := readCounter(s.size); g != gen {
+		return false
+	}
+	writeCounter(s.size, bytes, entries, gen+1)
+	return true
 }
 
 // Counter returns the shared size counter: accounted bytes and entries. It is
 // approximate (a process killed between a write and its accounting leaves it
-// off until the next Recount or full eviction pass).
+// off until a full scan finds the directory quiet: Recount, or an eviction
+// pass that sees every shard).
 func (s *Store) Counter() (bytes, entries int64) { return s.addSize(0, 0) }

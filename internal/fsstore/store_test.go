@@ -175,12 +175,20 @@ func TestPlantedFilesAreNeverFollowed(t *testing.T) {
 			t.Fatalf("Get of a FIFO: %v", err)
 		}
 	}
-	// A symlinked shard directory is refused.
+	// A symlinked shard directory is never followed: the link is replaced
+	// by a directory of the cache's own, and its target is left alone.
 	s2 := open(t, Options{})
 	n := Name("x")
-	os.Symlink(t.TempDir(), filepath.Join(s2.Dir(), n[:2]))
-	if err := s2.Put(ctx, "x", backends.Entry{}, []byte("v")); err == nil {
-		t.Fatal("Put through a symlinked shard directory succeeded")
+	target := t.TempDir()
+	os.Symlink(target, filepath.Join(s2.Dir(), n[:2]))
+	if err := s2.Put(ctx, "x", backends.Entry{}, []byte("v")); err != nil {
+		t.Fatalf("Put where a symlinked shard was: %v", err)
+	}
+	if ents, _ := os.ReadDir(target); len(ents) != 0 {
+		t.Fatalf("a write went through a symlinked shard: %d files in its target", len(ents))
+	}
+	if fi, err := os.Lstat(filepath.Join(s2.Dir(), n[:2])); err != nil || !fi.IsDir() {
+		t.Fatalf("shard not replaced by a directory: %v %v", fi, err)
 	}
 }
 
@@ -199,30 +207,44 @@ func TestStorageTTLDeletesExpired(t *testing.T) {
 	}
 }
 
-func TestOldTempFilesAreSwept(t *testing.T) {
+func TestDeadWritersTempFilesAreSwept(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, Options{Dir: dir})
 	s.Put(ctx, "k", backends.Entry{}, []byte("v"))
 	shard := filepath.Dir(entryPath(s, "k"))
 	s.Close()
-	old, young := filepath.Join(shard, ".tmp-old"), filepath.Join(shard, ".tmp-young")
-	os.WriteFile(old, []byte("x"), 0o600)
-	os.WriteFile(young, []byte("x"), 0o600)
-	past := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(old, past, past)
-	s2 := open(t, Options{Dir: dir})
+	dead, live := filepath.Join(shard, ".tmp-dead"), filepath.Join(shard, ".tmp-live")
+	os.WriteFile(dead, []byte("x"), 0o600)
+	os.WriteFile(live, []byte("x"), 0o600)
+	f, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !lockFile(f) { // a live writer holds its file's flock
+		t.Fatal("flock")
+	}
+	time.Sleep(20 * time.Millisecond)
+	s2 := open(t, Options{Dir: dir, SweepAge: 10 * time.Millisecond})
 	defer s2.Close()
 	// Open sweeps in the background.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dead); errors.Is(err, os.ErrNotExist) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("old temp file not swept")
+			t.Fatal("dead writer's temp file not swept")
 		}
 	}
-	if _, err := os.Stat(young); err != nil {
-		t.Fatal("young temp file (maybe being written) was swept")
+	if _, err := os.Stat(live); err != nil {
+		t.Fatal("live writer's temp file was swept")
+	}
+}
+
+// settle waits for background eviction to finish.
+func settle(s *Store) {
+	for s.evicting.Load() {
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -264,6 +286,7 @@ func TestEvictionBoundAndApproximateLRU(t *testing.T) {
 				s.Get(ctx, fmt.Sprint(j))
 			}
 		}
+		settle(s)
 		if b, _ := s.Counter(); b > s.o.MaxBytes {
 			t.Fatalf("after write %d: %d bytes > bound %d", i, b, s.o.MaxBytes)
 		}
@@ -310,6 +333,7 @@ func TestEvictionKeepsEntryWrittenAfterSelection(t *testing.T) {
 		}
 	}
 	s.Put(ctx, "trigger", backends.Entry{}, make([]byte, 1000))
+	settle(s)
 	if rewritten == 0 {
 		t.Fatal("eviction did not run")
 	}
