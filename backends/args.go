@@ -88,6 +88,20 @@ func (a Args) Int(name string, def int) (int, error) {
 	return int(n), nil
 }
 
+// Float returns a floating-point argument: any Go numeric type or a numeric
+// string ("0.5", "1e3"). NaN and infinities are rejected.
+func (a Args) Float(name string, def float64) (float64, error) {
+	v, ok := a[name]
+	if !ok || v == nil {
+		return def, nil
+	}
+	f, ok := toFloat(v)
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, badArg(name, "a finite number", v)
+	}
+	return f, nil
+}
+
 func toInt64(v any) (int64, bool) {
 	switch x := v.(type) {
 	case int:

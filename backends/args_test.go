@@ -100,3 +100,22 @@ func TestFinder(t *testing.T) {
 		t.Fatalf("finder not consulted: %v", err)
 	}
 }
+
+func TestArgsFloat(t *testing.T) {
+	a := backends.Args{"f": 1.5, "f32": float32(0.25), "i": 3, "u8": uint8(7), "s": " 2.5e1 ", "n": nil,
+		"bad": "x", "nan": "NaN", "inf": float64(1) / zero(), "b": true}
+	for name, want := range map[string]float64{"f": 1.5, "f32": 0.25, "i": 3, "u8": 7, "s": 25, "n": 9, "absent": 9} {
+		got, err := a.Float(name, 9)
+		if err != nil || got != want {
+			t.Errorf("Float(%q) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	for _, name := range []string{"bad", "nan", "inf", "b"} {
+		_, err := a.Float(name, 0)
+		if !errors.Is(err, backends.ErrBadArgument) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "finite number") {
+			t.Errorf("Float(%q): %v; want ErrBadArgument naming the argument", name, err)
+		}
+	}
+}
+
+func zero() float64 { return 0 }
