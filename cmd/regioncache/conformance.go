@@ -7,65 +7,51 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/conformance"
 	"github.com/regioncache/regioncache/plugins"
 )
 
-func init() {
-	register(&command{
-		name:  "conformance",
-		usage: "conformance <plugin-binary> [--arg key=value ...] [--only check,...] [--large SIZE] [--timeout D] [--json]",
-		short: "run the backend conformance suite against a plugin executable and print a table of checks",
-		run:   runConformance,
-	})
+func init() { register("conformance", newConformance) }
+
+// conformanceFlags are the conformance command's flags.
+type conformanceFlags struct {
+	args    []string
+	only    string
+	large   string
+	timeout time.Duration
 }
 
-// argList collects repeated --arg key=value flags.
-type argList []string
-
-func (a *argList) String() string     { return strings.Join(*a, " ") }
-func (a *argList) Set(s string) error { *a = append(*a, s); return nil }
-
-// parseInterleaved parses flags that may come before or after positional
-// arguments ("conformance ./p --arg a=b") and returns the positionals.
-func parseInterleaved(fs interface {
-	Parse([]string) error
-	Args() []string
-}, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+func newConformance(e *env) *cobra.Command {
+	cf := &conformanceFlags{}
+	cmd := &cobra.Command{
+		Use:   "conformance PLUGIN [--arg key=value ...] [--only check,...] [--large SIZE] [--timeout D]",
+		Short: "run the backend conformance suite against a plugin executable and print a table of checks",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want exactly one plugin executable, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runConformance(cmd.Context(), e, cf, args[0], jsonOut(cmd))
+		},
 	}
+	f := cmd.Flags()
+	f.StringArrayVar(&cf.args, "arg", nil, "backend argument key=value (repeatable); {dir} in a value becomes each check's fresh directory, and an argument whose value contains {ttl} is passed (as a Go duration) only when the suite checks storage expiry")
+	f.StringVar(&cf.only, "only", "", "comma-separated check names (or prefixes such as lock/) to run; default all")
+	f.StringVar(&cf.large, "large", "", `size of the large-value round trip (default 64MiB), e.g. "256MiB"`)
+	f.DurationVar(&cf.timeout, "timeout", 2*time.Minute, "limit for each check")
+	return cmd
 }
 
-func runConformance(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet("conformance", e)
-	var kv argList
-	fs.Var(&kv, "arg", "backend argument key=value (repeatable); {dir} in a value becomes each check's fresh directory, and an argument whose value contains {ttl} is passed (as a Go duration) only when the suite checks storage expiry")
-	only := fs.String("only", "", "comma-separated check names (or prefixes such as lock/) to run; default all")
-	large := fs.String("large", "", `size of the large-value round trip (default 64MiB), e.g. "256MiB"`)
-	timeout := fs.Duration("timeout", 2*time.Minute, "limit for each check")
-	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want exactly one plugin executable, got %d arguments", len(pos))
-	}
-	bin := pos[0]
+// runConformance runs the suite against the plugin executable bin.
+func runConformance(ctx context.Context, e *env, cf *conformanceFlags, bin string, asJSON bool) error {
 	args0 := backends.Args{}
 	var ttlArgs []string
-	for _, s := range kv {
+	for _, s := range cf.args {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
 			return usagef("--arg %q: want key=value", s)
@@ -103,19 +89,19 @@ func runConformance(ctx context.Context, e *env, args []string) error {
 			return plugins.Open(bin, argsFor(dir, ttl))
 		}
 	}
-	opts := []conformance.Option{conformance.CheckTimeout(*timeout)}
-	if *only != "" {
-		opts = append(opts, conformance.Only(strings.Split(*only, ",")...))
+	opts := []conformance.Option{conformance.CheckTimeout(cf.timeout)}
+	if cf.only != "" {
+		opts = append(opts, conformance.Only(strings.Split(cf.only, ",")...))
 	}
-	if *large != "" {
-		n, err := backends.ParseSize(*large)
+	if cf.large != "" {
+		n, err := backends.ParseSize(cf.large)
 		if err != nil || n <= 0 {
-			return usagef("--large %q: want a size such as 64MiB", *large)
+			return usagef("--large %q: want a size such as 64MiB", cf.large)
 		}
 		opts = append(opts, conformance.LargeValueSize(n))
 	}
 	rep := conformance.Check(ctx, h, opts...)
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {

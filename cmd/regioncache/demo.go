@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,18 +13,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/regioncache/regioncache/backends"
 	_ "github.com/regioncache/regioncache/backends/filesystem"
 	"github.com/regioncache/regioncache/region"
 )
 
 func init() {
-	register(&command{
-		name:  "demo",
-		usage: "demo [-processes N] [-goroutines N] [-callers N] [-work D] [-dir DIR]",
-		short: "show dogpile locking: processes × goroutines stampede one key of a filesystem region; one creation happens",
-		run:   runDemo,
-	})
+	register("demo", newDemo)
 	// The demo re-executes this program as its worker processes.
 	if os.Getenv(demoWorkerEnv) == "1" {
 		os.Exit(demoWorker())
@@ -40,35 +36,70 @@ type demoResult struct {
 	FirstError                               string `json:",omitempty"`
 }
 
-func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet("demo", e)
-	procs := fs.Int("processes", 4, "number of worker processes")
-	gor := fs.Int("goroutines", 32, "goroutines per process")
-	callers := fs.Int("callers", 0, "total callers, spread over the processes (overrides -goroutines)")
-	work := fs.Duration("work", 200*time.Millisecond, "how long the creator takes")
-	dir := fs.String("dir", "", "cache directory to use (default: a new temporary directory, removed afterwards)")
-	if err := fs.Parse(args); err != nil {
-		return err
+// demoFlags are demo's flags.
+type demoFlags struct {
+	procs, gor, callers int
+	work                time.Duration
+	dir                 string
+}
+
+// demoReport is demo's -json output: the two stampedes.
+type demoReport struct {
+	Dir     string    `json:"dir"`
+	Cold    demoPhase `json:"cold"`
+	Expired demoPhase `json:"expired"`
+}
+
+// demoPhase is one stampede's summed worker reports.
+type demoPhase struct {
+	demoResult
+	ElapsedMS float64 `json:"elapsed_ms"`
+}
+
+func newDemo(e *env) *cobra.Command {
+	df := &demoFlags{}
+	cmd := &cobra.Command{
+		Use:   "demo [--processes N] [--goroutines N] [--callers N] [--work D] [--dir DIR]",
+		Short: "show dogpile locking: processes × goroutines stampede one key of a filesystem region; one creation happens",
+		Long: `demo starts worker processes (this program, re-executed) whose goroutines
+all ask one filesystem region for the same cold key at once, and shows that
+exactly one of them created the value while the others waited; then, once the
+value has expired, the same callers ask again: one regenerates, the others are
+served the stale value at once.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if df.procs < 1 {
+				return usagef("--processes: want at least 1, got %d", df.procs)
+			}
+			if cmd.Flags().Changed("callers") {
+				if df.callers < 1 {
+					return usagef("--callers: want at least 1, got %d", df.callers)
+				}
+				df.gor = (df.callers + df.procs - 1) / df.procs
+			}
+			if df.gor < 1 {
+				return usagef("--goroutines: want at least 1, got %d", df.gor)
+			}
+			if df.work < 0 {
+				return usagef("--work: want a duration that is not negative, got %v", df.work)
+			}
+			return runDemo(cmd.Context(), e, df, jsonOut(cmd))
+		},
 	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if *procs < 1 {
-		return usagef("-processes: want at least 1, got %d", *procs)
-	}
-	callersSet := false
-	fs.Visit(func(f *flag.Flag) { callersSet = callersSet || f.Name == "callers" })
-	if callersSet {
-		if *callers < 1 {
-			return usagef("-callers: want at least 1, got %d", *callers)
-		}
-		*gor = (*callers + *procs - 1) / *procs
-	}
-	if *gor < 1 {
-		return usagef("-goroutines: want at least 1, got %d", *gor)
-	}
-	if *work < 0 {
-		return usagef("-work: want a duration that is not negative, got %v", *work)
+	f := cmd.Flags()
+	f.IntVar(&df.procs, "processes", 4, "number of worker processes")
+	f.IntVar(&df.gor, "goroutines", 32, "goroutines per process")
+	f.IntVar(&df.callers, "callers", 0, "total callers, spread over the processes (overrides --goroutines)")
+	f.DurationVar(&df.work, "work", 200*time.Millisecond, "how long the creator takes")
+	f.StringVar(&df.dir, "dir", "", "cache directory to use (default: a new temporary directory, removed afterwards)")
+	return cmd
+}
+
+func runDemo(ctx context.Context, e *env, df *demoFlags, asJSON bool) error {
+	procs, gor, work, dir := &df.procs, &df.gor, &df.work, &df.dir
+	out := e.stdout
+	if asJSON {
+		out = io.Discard
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "regioncache-demo-")
@@ -88,13 +119,14 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	key := "report:" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	cfg := demoConfig{dir: *dir, key: key, goroutines: *gor, work: *work, expiration: expiration}
 
-	fmt.Fprintf(e.stdout, "stampede: %d processes × %d goroutines ask a filesystem region in %s for one cold key at once\n",
+	fmt.Fprintf(out, "stampede: %d processes × %d goroutines ask a filesystem region in %s for one cold key at once\n",
 		*procs, *gor, *dir)
 	cold, elapsed, err := stampede(ctx, exe, *procs, cfg)
 	if err != nil {
 		return err
 	}
-	printDemo(e.stdout, cold, elapsed)
+	rep := demoReport{Dir: *dir, Cold: demoPhase{cold, ms(elapsed)}}
+	printDemo(out, cold, elapsed)
 	if cold.Errors > 0 {
 		return fmt.Errorf("%d callers failed; first error: %s", cold.Errors, cold.FirstError)
 	}
@@ -106,17 +138,23 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	fmt.Fprintf(e.stdout, "\nexpired: the value is now older than the region's expiration (%v); the same callers ask again\n", expiration)
+	fmt.Fprintf(out, "\nexpired: the value is now older than the region's expiration (%v); the same callers ask again\n", expiration)
 	hot, elapsed, err := stampede(ctx, exe, *procs, cfg)
 	if err != nil {
 		return err
 	}
-	printDemo(e.stdout, hot, elapsed)
+	rep.Expired = demoPhase{hot, ms(elapsed)}
+	printDemo(out, hot, elapsed)
 	if hot.Errors > 0 {
 		return fmt.Errorf("%d callers failed; first error: %s", hot.Errors, hot.FirstError)
 	}
+	if asJSON {
+		return writeJSON(e.stdout, rep)
+	}
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func printDemo(w io.Writer, r demoResult, elapsed time.Duration) {
 	fmt.Fprintf(w, "callers: %d\n", r.Callers)

@@ -134,12 +134,12 @@ func TestEvictTag(t *testing.T) {
 func TestRm(t *testing.T) {
 	dir := fillCache(t)
 	// Answer no: kept.
-	code, out, errs := runCmd(t, "n\n", "rm", dir, "user:1")
+	code, out, errs := runTTY(t, "n\n", "rm", dir, "user:1")
 	if code != 0 || !strings.Contains(errs, "remove user:1 (1.5 KiB, created 1m") || !strings.Contains(out, "kept user:1") {
 		t.Fatalf("exit %d %s\n%s", code, errs, out)
 	}
 	// Answer yes: removed.
-	code, out, _ = runCmd(t, "y\n", "rm", dir, "user:1")
+	code, out, _ = runTTY(t, "y\n", "rm", dir, "user:1")
 	if code != 0 || !strings.Contains(out, "removed user:1") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -67,9 +66,10 @@ func humanAge(d time.Duration) string {
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-// printableKey shows a key as it is when it is printable, quoted otherwise.
+// printableKey shows a key as it is when it is printable (and does not itself
+// start with a quote), quoted otherwise.
 func printableKey(k string) string {
-	if utf8.ValidString(k) && !strings.ContainsFunc(k, func(r rune) bool { return r < ' ' || r == 0x7f || r == '"' }) && k != "" {
+	if utf8.ValidString(k) && !strings.ContainsFunc(k, func(r rune) bool { return r < ' ' || r == 0x7f }) && k != "" && k[0] != '"' {
 		if len(k) > 120 {
 			return k[:117] + "..."
 		}
@@ -80,40 +80,4 @@ func printableKey(k string) string {
 		q = q[:117] + "..."
 	}
 	return q
-}
-
-// progress returns a progress callback over the 256 shard directories that
-// writes to w when w is a terminal (or force is set), and nil otherwise.
-func progress(w io.Writer, label string, force bool) (func(done int), func()) {
-	f, ok := w.(*os.File)
-	tty := false
-	if ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	if !tty && !force {
-		return nil, func() {}
-	}
-	last := time.Time{}
-	return func(done int) {
-			if done == 256 || time.Since(last) > 100*time.Millisecond {
-				last = time.Now()
-				fmt.Fprintf(w, "\r%s: %3d%% (%d/256 directories)", label, done*100/256, done)
-			}
-		}, func() {
-			fmt.Fprintln(w)
-		}
-}
-
-func withStore(dir string, fn func(s *fsstore.Store) error) error {
-	s, err := openCacheDir(dir)
-	if err != nil {
-		return err
-	}
-	err = fn(s)
-	if cerr := s.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

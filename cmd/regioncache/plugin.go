@@ -1,126 +1,160 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 
 	"github.com/regioncache/regioncache/plugins"
 )
 
-func init() {
-	register(&command{
-		name:  "plugin",
-		usage: "plugin install [-dir D] [-name N] <binary> | plugin list [-json] | plugin verify [-dir D]",
-		short: "install, list and verify backend plugins (REGIONCACHE_PLUGIN_PATH, then the per-user plugin directory)",
-		run:   runPlugin,
-	})
+func init() { register("plugin", newPlugin) }
+
+func newPlugin(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugin install|list|verify",
+		Short: "install, list and verify backend plugins (REGIONCACHE_PLUGIN_PATH, then the per-user plugin directory)",
+		Long: `Backend plugins are executables named regioncache-backend-<name>. Once
+installed (or put in a directory of REGIONCACHE_PLUGIN_PATH), <name> is a
+backend name like any other. install copies a plugin into a plugin directory
+and pins its SHA-256, which is checked on every launch; verify re-checks the
+pins.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("want a subcommand: install, list or verify")
+			}
+			return usagef("unknown subcommand %q: want install, list or verify", args[0])
+		},
+	}
+	cmd.AddCommand(newPluginInstall(e), newPluginList(e), newPluginVerify(e))
+	return cmd
 }
 
-func runPlugin(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: install, list or verify")
+func newPluginInstall(e *env) *cobra.Command {
+	var dir, name string
+	cmd := &cobra.Command{
+		Use:   "install BINARY [--dir D] [--name N]",
+		Short: "copy a plugin executable into a plugin directory and pin its SHA-256",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want exactly one plugin executable, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := plugins.Install(args[0], dir, name)
+			if err != nil {
+				return err
+			}
+			if jsonOut(cmd) {
+				return writeJSON(e.stdout, p)
+			}
+			fmt.Fprintf(e.stdout, "installed backend %q as %s\nsha256 %s (pinned in %s)\n", p.Name, p.Path, p.SHA256, plugins.ManifestName)
+			return nil
+		},
 	}
-	switch args[0] {
-	case "install":
-		return pluginInstall(e, args[1:])
-	case "list":
-		return pluginList(e, args[1:])
-	case "verify":
-		return pluginVerify(e, args[1:])
-	}
-	return usagef("unknown subcommand %q: want install, list or verify", args[0])
+	cmd.Flags().StringVar(&dir, "dir", "", "plugin directory to install into (default: the per-user directory)")
+	cmd.Flags().StringVar(&name, "name", "", "backend name (default: from the file name regioncache-backend-<name>)")
+	return cmd
 }
 
-func pluginInstall(e *env, args []string) error {
-	fs := newFlagSet("plugin install", e)
-	dir := fs.String("dir", "", "plugin directory to install into (default: the per-user directory)")
-	name := fs.String("name", "", "backend name (default: from the file name regioncache-backend-<name>)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+func newPluginList(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "list the plugins found on the plugin path, with their pins",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := plugins.List()
+			if jsonOut(cmd) {
+				if ps == nil {
+					ps = []plugins.Plugin{}
+				}
+				if eerr := writeJSON(e.stdout, ps); eerr != nil {
+					return eerr
+				}
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPINNED\tPATH")
+			for _, p := range ps {
+				pin := "no"
+				if p.Pinned() {
+					pin = "sha256:" + p.SHA256[:min(12, len(p.SHA256))]
+				}
+				path := p.Path
+				if p.Shadowed {
+					path += " (shadowed)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, pin, path)
+			}
+			tw.Flush()
+			if len(ps) == 0 {
+				fmt.Fprintf(e.stdout, "no plugins in %v\n", plugins.Dirs())
+			}
+			return err
+		},
 	}
-	if len(pos) != 1 {
-		return usagef("want exactly one plugin executable, got %d arguments", len(pos))
-	}
-	p, err := plugins.Install(pos[0], *dir, *name)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "installed backend %q as %s\nsha256 %s (pinned in %s)\n", p.Name, p.Path, p.SHA256, plugins.ManifestName)
-	return nil
 }
 
-func pluginList(e *env, args []string) error {
-	fs := newFlagSet("plugin list", e)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ps, err := plugins.List()
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if ps == nil {
-			ps = []plugins.Plugin{}
-		}
-		if eerr := enc.Encode(ps); eerr != nil {
-			return eerr
-		}
-		return err
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPINNED\tPATH")
-	for _, p := range ps {
-		pin := "no"
-		if p.Pinned() {
-			pin = "sha256:" + p.SHA256[:min(12, len(p.SHA256))]
-		}
-		path := p.Path
-		if p.Shadowed {
-			path += " (shadowed)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, pin, path)
-	}
-	tw.Flush()
-	if len(ps) == 0 {
-		fmt.Fprintf(e.stdout, "no plugins in %v\n", plugins.Dirs())
-	}
-	return err
+// verifyRow is one line of plugin verify's -json output.
+type verifyRow struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Path   string `json:"path"`
+	Error  string `json:"error,omitempty"`
 }
 
-func pluginVerify(e *env, args []string) error {
-	fs := newFlagSet("plugin verify", e)
-	dir := fs.String("dir", "", "verify only this plugin directory")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newPluginVerify(e *env) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "verify [--dir D]",
+		Short: "check every installed plugin against its pinned SHA-256",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var dirs []string
+			if dir != "" {
+				dirs = []string{dir}
+			}
+			rs, err := plugins.Verify(dirs...)
+			bad := 0
+			rows := []verifyRow{}
+			for _, r := range rs {
+				if r.Status == plugins.VerifyChanged || r.Status == plugins.VerifyMissing {
+					bad++
+				}
+				row := verifyRow{Name: r.Name, Status: string(r.Status), Path: r.Path}
+				if r.Err != nil {
+					row.Error = r.Err.Error()
+				}
+				rows = append(rows, row)
+			}
+			if jsonOut(cmd) {
+				if eerr := writeJSON(e.stdout, rows); eerr != nil {
+					return eerr
+				}
+			} else {
+				tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATUS\tPATH")
+				for _, r := range rows {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Status, r.Path)
+				}
+				tw.Flush()
+				for _, r := range rows {
+					if r.Error != "" {
+						fmt.Fprintln(e.stderr, r.Error)
+					}
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d plugin(s) changed or missing since they were installed", bad)
+			}
+			return nil
+		},
 	}
-	var dirs []string
-	if *dir != "" {
-		dirs = []string{*dir}
-	}
-	rs, err := plugins.Verify(dirs...)
-	tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tPATH")
-	bad := 0
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Status, r.Path)
-		if r.Status == plugins.VerifyChanged || r.Status == plugins.VerifyMissing {
-			bad++
-		}
-	}
-	tw.Flush()
-	for _, r := range rs {
-		if r.Err != nil {
-			fmt.Fprintln(e.stderr, r.Err)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d plugin(s) changed or missing since they were installed", bad)
-	}
-	return nil
+	cmd.Flags().StringVar(&dir, "dir", "", "verify only this plugin directory")
+	return cmd
 }
