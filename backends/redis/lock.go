@@ -65,9 +65,12 @@ type Lock struct {
 	ttl     time.Duration
 	renew   time.Duration
 	local   lock.Keyed
+	keyOf   func(key string) string // the Redis key of key's lock (default prefix+key)
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // Redis key -> closed on its release
+	held    map[string]heldMark      // Redis key -> known held by another process
+	live    bool                     // the subscription is confirmed and has not failed since
 	started bool
 	ready   chan struct{} // closed once the subscription is confirmed
 	ps      *goredis.PubSub
@@ -101,10 +104,98 @@ func NewLock(client goredis.UniversalClient, opts LockOptions) *Lock {
 		ttl:     opts.TTL,
 		renew:   opts.RenewInterval,
 		waiters: make(map[string]chan struct{}),
+		held:    make(map[string]heldMark),
 		ready:   make(chan struct{}),
 		stop:    make(chan struct{}),
 		subDone: make(chan struct{}),
 	}
+}
+
+// heldMark records that a TryLock found a key's lock held by another
+// process. A mark is set (pending) before the attempt is sent, and is only
+// trusted if no release of the key was announced since: the release's
+// Pub/Sub message deletes the mark, so a mark that survives the attempt
+// describes a lock that was held after the attempt was answered.
+type heldMark struct {
+	until   time.Time // the holder's lease runs out then (zero while pending)
+	pending bool
+}
+
+// maxHeldMarks bounds the map of held marks; past it, expired marks are
+// swept, and if that is not enough no new marks are kept.
+const maxHeldMarks = 1 << 16
+
+// rkey returns the Redis key of key's lock.
+func (r *Lock) rkey(key string) string {
+	if r.keyOf != nil {
+		return r.keyOf(key)
+	}
+	return r.prefix + key
+}
+
+// knownHeld reports whether rkey's lock is known to be held by another
+// process now, without asking Redis: a recent TryLock found it held, no
+// release was announced since, the Pub/Sub subscription that would have
+// announced it has stayed up, and the holder's lease has not run out.
+func (r *Lock) knownHeld(rkey string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.held[rkey]
+	if !ok || m.pending {
+		return false
+	}
+	if !r.live || !time.Now().Before(m.until) {
+		delete(r.held, rkey)
+		return false
+	}
+	return true
+}
+
+// markPending records that an attempt on rkey is about to be sent, and
+// reports whether its outcome may be remembered (the subscription is live).
+func (r *Lock) markPending(rkey string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.live {
+		return false
+	}
+	if _, ok := r.held[rkey]; !ok && len(r.held) >= maxHeldMarks {
+		now := time.Now()
+		for k, m := range r.held {
+			if !m.pending && !now.Before(m.until) {
+				delete(r.held, k)
+			}
+		}
+		if len(r.held) >= maxHeldMarks {
+			return false
+		}
+	}
+	r.held[rkey] = heldMark{pending: true}
+	return true
+}
+
+// settleMark turns rkey's pending mark into a held mark until the holder's
+// lease ends, if no release was announced meanwhile; with held == false it
+// drops the mark.
+func (r *Lock) settleMark(rkey string, held bool, pttl time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.held[rkey]
+	if !ok || !m.pending {
+		return // a release (or a reconnect) cleared it: nothing is known
+	}
+	if !held || !r.live {
+		delete(r.held, rkey)
+		return
+	}
+	r.held[rkey] = heldMark{until: time.Now().Add(min(pttl, r.ttl))}
+}
+
+// forgetHeld drops what is known about rkey.
+func (r *Lock) forgetHeld(rkey string) {
+	r.mu.Lock()
+	delete(r.held, rkey)
+	r.mu.Unlock()
 }
 
 // TTL returns the lock's lease duration.
@@ -172,7 +263,8 @@ func (r *Lock) Lock(ctx context.Context, key string) (lock.Handle, error) {
 }
 
 func (r *Lock) lockRedis(ctx context.Context, key string) (*LockHandle, error) {
-	rkey := r.prefix + key
+	rkey := r.rkey(key)
+	r.forgetHeld(rkey)
 	token := newToken()
 	ok, pttl, err := r.try(ctx, rkey, token)
 	if err != nil {
@@ -224,7 +316,7 @@ func (r *Lock) lockRedis(ctx context.Context, key string) (*LockHandle, error) {
 // lock in Redis (woken by the release's Pub/Sub message, or by polling when
 // a holder died and its lease ran out), without taking it.
 func (r *Lock) WaitUnlocked(ctx context.Context, key string) error {
-	rkey := r.prefix + key
+	rkey := r.rkey(key)
 	r.subscribe()
 	subscribed := false
 	for {
@@ -243,6 +335,7 @@ func (r *Lock) WaitUnlocked(ctx context.Context, key string) error {
 		}
 		if pttl == -2 { // no such key: free
 			r.dropWait(rkey, wake)
+			r.forgetHeld(rkey)
 			return nil
 		}
 		if pttl <= 0 {
@@ -264,16 +357,35 @@ func (r *Lock) WaitUnlocked(ctx context.Context, key string) error {
 
 // TryLock implements [lock.Locker]: it takes the lock if nobody in this process nor
 // elsewhere holds it.
+//
+// A process's stale readers all try the lock of a key that one of them, or
+// another process, is regenerating. Only the first asks Redis: when it finds
+// the lock held, the locker remembers that until the holder's release is
+// announced on its Pub/Sub channel, the holder's lease runs out, or the
+// subscription drops — so the others learn it without a round trip, and a
+// release is never missed (the mark is taken before the attempt is sent, and
+// any release announced after that clears it).
 func (r *Lock) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
 	lh, ok, err := r.local.TryLock(ctx, key)
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	rkey := r.prefix + key
+	rkey := r.rkey(key)
+	if r.knownHeld(rkey) {
+		_ = lh.Unlock()
+		return nil, false, nil
+	}
+	remember := r.markPending(rkey)
 	token := newToken()
-	ok, _, err = r.try(ctx, rkey, token)
+	ok, pttl, err := r.try(ctx, rkey, token)
+	if remember {
+		r.settleMark(rkey, err == nil && !ok, pttl)
+	}
 	if err != nil || !ok {
 		_ = lh.Unlock()
+		if err == nil && !remember {
+			r.subscribe() // so that the next attempts can learn from this one
+		}
 		return nil, false, err
 	}
 	h := r.newHandle(rkey, token)
@@ -332,16 +444,29 @@ func (r *Lock) wake(rkey string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rkey == "" {
+		clear(r.held)
 		for k, ch := range r.waiters {
 			close(ch)
 			delete(r.waiters, k)
 		}
 		return
 	}
+	delete(r.held, rkey)
 	if ch := r.waiters[rkey]; ch != nil {
 		close(ch)
 		delete(r.waiters, rkey)
 	}
+}
+
+// setLive records whether the subscription is up; going down forgets every
+// held mark, since releases may be missed until it is back.
+func (r *Lock) setLive(live bool) {
+	r.mu.Lock()
+	r.live = live
+	if !live {
+		clear(r.held)
+	}
+	r.mu.Unlock()
 }
 
 // subscribe starts the locker's single subscriber goroutine, once.
@@ -400,6 +525,10 @@ func (r *Lock) receive(ps *goredis.PubSub) {
 			if r.isClosed() {
 				return
 			}
+			var te interface{ Timeout() bool }
+			if !errors.As(err, &te) || !te.Timeout() {
+				r.setLive(false)
+			}
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
 				_ = ps.Ping(ctx) // keep the idle connection checked
@@ -419,8 +548,9 @@ func (r *Lock) receive(ps *goredis.PubSub) {
 					close(r.ready)
 					readyClosed = true
 				} else {
-					r.wake("") // resubscribed after a reconnect
+					r.wake("") // resubscribed: a release may have been missed
 				}
+				r.setLive(true)
 			}
 		case *goredis.Message:
 			r.wake(m.Payload)
@@ -540,6 +670,31 @@ func (h *LockHandle) Unlock() error {
 		return fmt.Errorf("redis lock %s: release: %w", shortKey(h.rkey), err)
 	}
 	if n != 1 {
+		h.markLost()
+		return fmt.Errorf("redis lock %s: %w", shortKey(h.rkey), lock.ErrLost)
+	}
+	return nil
+}
+
+// Check implements [lock.Checker]: it returns an error wrapping
+// [lock.ErrLost] if the lock is known lost or no longer carries this
+// handle's token in Redis (one GET), and Redis's error if it cannot tell.
+// A backend's SetFenced makes the check and the store one atomic step;
+// Check is for stores that cannot.
+func (h *LockHandle) Check(ctx context.Context) error {
+	select {
+	case <-h.lost:
+		return fmt.Errorf("redis lock %s: %w", shortKey(h.rkey), lock.ErrLost)
+	default:
+	}
+	if h.released.Load() {
+		return fmt.Errorf("redis lock %s: %w", shortKey(h.rkey), lock.ErrReleased)
+	}
+	v, err := h.r.client.Get(ctx, h.rkey).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return fmt.Errorf("redis lock %s: check: %w", shortKey(h.rkey), err)
+	}
+	if err != nil || v != h.token {
 		h.markLost()
 		return fmt.Errorf("redis lock %s: %w", shortKey(h.rkey), lock.ErrLost)
 	}

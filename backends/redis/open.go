@@ -14,8 +14,8 @@ import (
 
 var knownArgs = []string{
 	"url", "host", "port", "db", "username", "password", "tls",
-	"addrs", "master_name", "cluster", "socket_timeout",
-	"prefix", "redis_expiration_time", "distributed_lock", "lock_timeout",
+	"addrs", "master_name", "cluster", "cluster_layout", "socket_timeout",
+	"prefix", "redis_expiration_time", "distributed_lock", "lock_timeout", "local_cache",
 }
 
 // Open connects to Redis as args say (see the package doc) and returns a
@@ -49,6 +49,22 @@ func Open(args backends.Args) (*Backend, error) {
 	}
 	if args.Has("lock_timeout") && opts.LockTimeout == 0 {
 		return nil, fmt.Errorf("%w: lock_timeout: want a positive duration, got %v", backends.ErrBadArgument, args["lock_timeout"])
+	}
+	layout, err := args.String("cluster_layout", "slot")
+	if err != nil {
+		return nil, err
+	}
+	switch layout {
+	case "slot":
+		opts.Layout = LayoutSlot
+	case "spread":
+		opts.Layout = LayoutSpread
+	default:
+		return nil, fmt.Errorf("%w: cluster_layout: want \"slot\" (one slot per region) or \"spread\" (keys spread over 256 slots), got %q",
+			backends.ErrBadArgument, layout)
+	}
+	if opts.LocalCache, err = localCacheArg(args); err != nil {
+		return nil, err
 	}
 	client := goredis.NewUniversalClient(uo)
 	b, err := New(client, opts)
@@ -175,4 +191,36 @@ func stringList(args backends.Args, name string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// localCacheArg reads local_cache: a number of entries (an integer, or a
+// string of digits) or a size in bytes ("64MiB").
+func localCacheArg(args backends.Args) (*LocalCacheOptions, error) {
+	v, ok := args["local_cache"]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	const want = `a number of entries (e.g. 10000) or a size in bytes (e.g. "64MiB")`
+	if s, ok := v.(string); ok {
+		s = strings.TrimSpace(s)
+		if n, err := strconv.Atoi(s); err == nil {
+			if n <= 0 {
+				return nil, fmt.Errorf("%w: local_cache: want %s, got %q", backends.ErrBadArgument, want, s)
+			}
+			return &LocalCacheOptions{MaxEntries: n}, nil
+		}
+		n, err := backends.ParseSize(s)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%w: local_cache: want %s, got %q", backends.ErrBadArgument, want, s)
+		}
+		return &LocalCacheOptions{MaxBytes: n}, nil
+	}
+	n, err := args.Int("local_cache", 0)
+	if err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: local_cache: want %s, got %d", backends.ErrBadArgument, want, n)
+	}
+	return &LocalCacheOptions{MaxEntries: n}, nil
 }

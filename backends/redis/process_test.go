@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,24 @@ func helperMain() error {
 	defer r.Close()
 	c := goredis.NewClient(&goredis.Options{Addr: addr})
 	defer c.Close()
+	// Warm up as a long-running process would be: one pooled connection
+	// per goroutine, and the lock's Pub/Sub subscription, before the start.
+	var warm sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		warm.Add(1)
+		go func() {
+			defer warm.Done()
+			_, _ = region.Get[string](ctx, r, "warm-up")
+		}()
+	}
+	warm.Wait()
+	if l, ok := r.Backend().(backends.Locking); ok && l.Locker() != nil {
+		if w, ok := l.Locker().(interface {
+			WaitUnlocked(context.Context, string) error
+		}); ok {
+			_ = w.WaitUnlocked(ctx, "warm-up")
+		}
+	}
 	fmt.Println("ready")
 	if err := c.BLPop(ctx, time.Minute, "barrier").Err(); err != nil {
 		return fmt.Errorf("barrier: %w", err)
@@ -75,6 +94,19 @@ func helperMain() error {
 		go func() {
 			defer wg.Done()
 			start := time.Now()
+			if os.Getenv(envHelper) == "get" {
+				// The floor of a stale caller: reading the value, nothing else.
+				v, err := region.Get[string](ctx, r, "k", region.IgnoreExpiration())
+				mu.Lock()
+				defer mu.Unlock()
+				lastReturn = max(lastReturn, time.Now().UnixNano())
+				if err != nil {
+					lines = append(lines, "error: "+err.Error())
+					return
+				}
+				lines = append(lines, fmt.Sprintf("value %s %d", v, time.Since(start).Microseconds()))
+				return
+			}
 			v, err := region.GetOrCreate(ctx, r, "k", func(ctx context.Context) (string, error) {
 				if err := c.Incr(ctx, "creations").Err(); err != nil {
 					return "", err
@@ -107,6 +139,7 @@ func helperMain() error {
 
 type procResult struct {
 	values     []string // value per goroutine
+	micros     []int64  // how long each goroutine's call took, in µs
 	lastReturn int64    // when its last caller returned (Unix ns)
 	creations  int64    // from region stats
 	stale      int64
@@ -115,6 +148,12 @@ type procResult struct {
 // stampede runs procs helper processes with goroutines each against key "k"
 // under prefix, releasing them at once, and returns what they got.
 func stampede(t *testing.T, srv *redistest.Server, prefix string, procs, goroutines int, sleep time.Duration) []procResult {
+	return stampedeMode(t, srv, "getorcreate", prefix, procs, goroutines, sleep)
+}
+
+// stampedeMode is stampede with the helpers' mode: "getorcreate", or "get"
+// (each goroutine only reads the value, ignoring its expiration).
+func stampedeMode(t *testing.T, srv *redistest.Server, mode, prefix string, procs, goroutines int, sleep time.Duration) []procResult {
 	t.Helper()
 	c := srv.Client()
 	ctx := context.Background()
@@ -125,7 +164,7 @@ func stampede(t *testing.T, srv *redistest.Server, prefix string, procs, gorouti
 	ps := make([]proc, procs)
 	for i := range ps {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRedisHelperProcess$")
-		cmd.Env = append(os.Environ(), envHelper+"=getorcreate", envAddr+"="+srv.Addr(), envPrefix+"="+prefix,
+		cmd.Env = append(os.Environ(), envHelper+"="+mode, envAddr+"="+srv.Addr(), envPrefix+"="+prefix,
 			envGoroutines+"="+strconv.Itoa(goroutines), envSleep+"="+sleep.String())
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
@@ -161,6 +200,8 @@ func stampede(t *testing.T, srv *redistest.Server, prefix string, procs, gorouti
 			switch f := strings.Fields(line); {
 			case len(f) == 3 && f[0] == "value":
 				res[i].values = append(res[i].values, f[1])
+				us, _ := strconv.ParseInt(f[2], 10, 64)
+				res[i].micros = append(res[i].micros, us)
 			case len(f) == 2 && f[0] == "returned":
 				fmt.Sscanf(f[1], "%d", &res[i].lastReturn)
 			case len(f) == 3 && f[0] == "stats":
@@ -231,9 +272,27 @@ func TestMultiProcessExpiredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	const procs, goroutines = 8, 32
+	// The floor: the same burst of callers only reading the stale value.
+	floor := stampedeMode(t, srv, "get", "expired", procs, goroutines, 0)
+	if err := srv.ResetStats(); err != nil {
+		t.Fatal(err)
+	}
 	// The creator takes long enough that every other caller arrives while it
 	// runs (they are released together by the barrier).
-	res := stampede(t, srv, "expired", procs, goroutines, 3*time.Second)
+	res := stampede(t, srv, "expired", procs, goroutines, time.Second)
+	if st, err := srv.CommandStats(); err == nil {
+		// SET runs once per lock attempt (inside the acquire script), once
+		// for the store and once for the helper's creator_end.
+		attempts := st["set"] - 2
+		t.Logf("lock attempts during the stampede: %d (Redis SET calls %d, GET calls %d)", attempts, st["set"], st["get"])
+		// A process asks Redis at most once: its stale callers share one
+		// flight, and once one of them found the lock held elsewhere the
+		// others know it without a round trip (until the release is
+		// announced). Before, each stale caller that led a flight asked.
+		if attempts > procs {
+			t.Errorf("%d lock attempts by %d processes, want at most one each", attempts, procs)
+		}
+	}
 	n, err := srv.Client().Get(ctx, "creations").Int()
 	if err != nil || n != 1 {
 		t.Fatalf("creations counted in Redis = %d, %v; want exactly 1", n, err)
@@ -253,6 +312,23 @@ func TestMultiProcessExpiredKey(t *testing.T) {
 			}
 		}
 	}
+	// DESIGN §9: every other caller is served stale within 2 ms on Redis (the
+	// slowest, not the median). Reported, not asserted (timings on a shared
+	// 2-core machine); docs/benchmarks.md records the numbers.
+	var staleUS []int64
+	for _, r := range res {
+		for i, v := range r.values {
+			if v == "stale" {
+				staleUS = append(staleUS, r.micros[i])
+			}
+		}
+	}
+	var floorUS []int64
+	for _, r := range floor {
+		floorUS = append(floorUS, r.micros...)
+	}
+	t.Logf("%d×%d callers on an expired key: stale callers' latency %s", procs, goroutines, latencySummary(staleUS))
+	t.Logf("floor, the same burst only reading the value: %s", latencySummary(floorUS))
 	if fresh != 1 || stale != procs*goroutines-1 || staleServed != int64(stale) {
 		t.Fatalf("fresh %d, stale %d (regions counted %d stale served); want 1 and %d", fresh, stale, staleServed, procs*goroutines-1)
 	}
@@ -369,4 +445,15 @@ func TestRedisRestart(t *testing.T) {
 	// the one-minute lease.
 	time.Sleep(3 * time.Second)
 	handOver("after the second restart")
+}
+
+// latencySummary formats the median, p99 and maximum of durations in µs.
+func latencySummary(us []int64) string {
+	if len(us) == 0 {
+		return "none"
+	}
+	s := slices.Clone(us)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return time.Duration(s[int(q*float64(len(s)-1))]) * time.Microsecond }
+	return fmt.Sprintf("n=%d median %v p99 %v max %v", len(s), at(0.5), at(0.99), time.Duration(s[len(s)-1])*time.Microsecond)
 }

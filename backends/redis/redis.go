@@ -2,17 +2,30 @@
 // store that any number of processes on any number of machines share. It
 // keeps each entry as one Redis string (a compact binary header with the
 // creation time, version and tags, then the payload), enforces an optional
-// server-side TTL, reads many keys with one MGET and writes them in one
-// pipeline, evicts by tag through per-tag Redis sets (never KEYS), and
-// provides a distributed dogpile lock (Lock, usable on its own).
+// server-side TTL, reads many keys with MGET and writes them in one
+// pipeline, evicts by tag through per-tag Redis sets (never KEYS), provides a
+// distributed dogpile lock (Lock, usable on its own) whose holder's store is
+// fenced (SetFenced: one script checks the lock's token and writes), and can
+// keep hot entries in process, kept coherent by Redis server-assisted
+// invalidation (local_cache).
 //
 // It connects through go-redis's UniversalClient, so a single server,
-// Sentinel and Cluster all work. Every Redis key of a backend starts with the
-// {hash tag} "{prefix}", so in Cluster a whole region lives in one slot: that
-// is what lets MGET, the MULTI that writes an entry together with its tag
-// sets, and the tag-eviction script (which touches an entry and a tag set)
-// run in Cluster at all. Spread load over a cluster with several regions
-// (several prefixes).
+// Sentinel and Cluster all work.
+//
+// # Key layout and Redis Cluster
+//
+// With cluster_layout "slot" (the default) every Redis key of a backend
+// starts with the {hash tag} "{prefix}", so in Cluster a whole region lives
+// in one slot, on one node: MGET, the MULTI that writes an entry together
+// with its tag sets, and tag eviction are each one atomic command, but one
+// node takes all of the region's load. With cluster_layout "spread" each key
+// is placed in one of 256 buckets by a hash of the key, and each bucket has
+// its own hash tag "{prefix:xx}", so a region spreads over up to 256 slots
+// (every node of a cluster). An entry, its lock and the tag sets that list it
+// share its bucket, so a tagged write and a fenced write stay one atomic
+// step; multi operations are grouped by bucket (one MGET per bucket, in one
+// pipelined round trip per node); tag eviction visits the tag's set in every
+// bucket. Outside Cluster both layouts behave the same.
 //
 // Arguments:
 //
@@ -27,6 +40,7 @@
 //	                       seed nodes when there are several (or cluster=true)
 //	master_name            Sentinel master name
 //	cluster                bool: treat addrs as a Cluster even if only one
+//	cluster_layout         "slot" (default) or "spread" (see above)
 //	socket_timeout         read/write timeout (default go-redis's 3s)
 //	prefix                 key prefix, without braces (default "regioncache")
 //	redis_expiration_time  server-side TTL of entries (default 0: none)
@@ -34,6 +48,10 @@
 //	                       (default true); false: in-process locks only
 //	lock_timeout           the Redis lock's lease (default 30s), renewed while
 //	                       its holder runs
+//	local_cache            keep up to this many entries (an integer) or
+//	                       bytes ("64MiB") in process, invalidated by the
+//	                       server (RESP3 CLIENT TRACKING); default off. Not
+//	                       available with Cluster: Open says so.
 package redis
 
 import (
@@ -45,6 +63,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -61,11 +80,33 @@ func init() {
 	})
 }
 
+// Layout is how a backend places its keys in Redis Cluster slots (see the
+// package doc).
+type Layout int
+
+const (
+	// LayoutSlot puts every key of a backend in the slot of "{prefix}".
+	LayoutSlot Layout = iota
+	// LayoutSpread puts each key in one of 256 buckets "{prefix:xx}".
+	LayoutSpread
+)
+
+// String returns the layout's argument value: "slot" or "spread".
+func (l Layout) String() string {
+	if l == LayoutSpread {
+		return "spread"
+	}
+	return "slot"
+}
+
 // Options configure a backend made with New.
 type Options struct {
 	// Prefix namespaces the backend's keys (default "regioncache"). It must
 	// not contain '{' or '}': it becomes the {hash tag} of every key.
 	Prefix string
+
+	// Layout places keys in Cluster slots (default LayoutSlot).
+	Layout Layout
 
 	// StorageTTL, if positive, is the server-side TTL of every entry.
 	StorageTTL time.Duration
@@ -76,18 +117,24 @@ type Options struct {
 
 	// LockTimeout is the Redis lock's lease (default 30s).
 	LockTimeout time.Duration
+
+	// LocalCache, if set, keeps hot entries in process (see LocalCache).
+	// It needs a client that can speak RESP3 to one server or a Sentinel
+	// master: New refuses it on a ClusterClient.
+	LocalCache *LocalCacheOptions
 }
 
 // Backend is the Redis backend. Its methods are safe for concurrent use.
 type Backend struct {
-	client goredis.UniversalClient
-	owned  bool
-	prefix string // the hash tag, "{prefix}"
-	epre   string // entry keys: "{prefix}e:" + key
-	tpre   string // tag sets: "{prefix}t:" + tag
-	ttl    time.Duration
-	locker *Lock
-	closed atomic.Bool
+	client  goredis.UniversalClient
+	owned   bool
+	prefix  string // the hash tag of LayoutSlot, "{prefix}"
+	layout  Layout
+	buckets [256]string // LayoutSpread: the hash tag of each bucket, "{prefix:xx}"
+	ttl     time.Duration
+	locker  *Lock
+	local   *localTier // nil without local_cache
+	closed  atomic.Bool
 }
 
 // DefaultPrefix is the key prefix used when none is given.
@@ -102,6 +149,13 @@ func New(client goredis.UniversalClient, opts Options) (*Backend, error) {
 	if strings.ContainsAny(opts.Prefix, "{}") {
 		return nil, fmt.Errorf("%w: prefix: want a string without '{' or '}' (it becomes the keys' {hash tag}), got %q",
 			backends.ErrBadArgument, opts.Prefix)
+	}
+	if n := len(opts.Prefix); n >= 3 && opts.Prefix[n-3] == ':' && isHex(opts.Prefix[n-2]) && isHex(opts.Prefix[n-1]) {
+		return nil, fmt.Errorf("%w: prefix: must not end in ':' and two hex digits (%q could be a bucket of prefix %q in the spread layout)",
+			backends.ErrBadArgument, opts.Prefix, opts.Prefix[:n-3])
+	}
+	if opts.Layout != LayoutSlot && opts.Layout != LayoutSpread {
+		return nil, fmt.Errorf("%w: cluster_layout: want \"slot\" or \"spread\", got layout %d", backends.ErrBadArgument, opts.Layout)
 	}
 	if opts.StorageTTL < 0 || opts.LockTimeout < 0 {
 		return nil, fmt.Errorf("%w: negative TTL", backends.ErrBadArgument)
@@ -119,15 +173,78 @@ func New(client goredis.UniversalClient, opts Options) (*Backend, error) {
 	b := &Backend{
 		client: client,
 		prefix: tag,
-		epre:   tag + "e:",
-		tpre:   tag + "t:",
+		layout: opts.Layout,
 		ttl:    opts.StorageTTL,
+	}
+	for i := range b.buckets {
+		b.buckets[i] = fmt.Sprintf("{%s:%02x}", opts.Prefix, i)
 	}
 	if !opts.NoLock {
 		b.locker = NewLock(client, LockOptions{Prefix: tag + "l:", TTL: opts.LockTimeout})
+		b.locker.keyOf = b.lockKey
+	}
+	if opts.LocalCache != nil {
+		lt, err := newLocalTier(client, *opts.LocalCache)
+		if err != nil {
+			if b.locker != nil {
+				_ = b.locker.Close()
+			}
+			return nil, err
+		}
+		b.local = lt
+		var prefixes []string
+		if b.layout == LayoutSlot {
+			prefixes = []string{b.prefix + "e:"}
+		} else {
+			for _, bt := range b.buckets {
+				prefixes = append(prefixes, bt+"e:")
+			}
+		}
+		lt.start(prefixes, b.stripEntryKey, b.ttl)
 	}
 	return b, nil
 }
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+
+// tagOf returns the hash tag of key's bucket.
+func (b *Backend) tagOf(key string) string {
+	if b.layout == LayoutSlot {
+		return b.prefix
+	}
+	return b.buckets[bucketOf(key)]
+}
+
+// bucketOf hashes key to one of 256 buckets (FNV-1a).
+func bucketOf(key string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h ^ h>>8 ^ h>>16 ^ h>>24) & 0xff
+}
+
+// stripEntryKey returns the key of a Redis entry key of this backend.
+func (b *Backend) stripEntryKey(rk string) (string, bool) {
+	n := len(b.prefix)
+	if b.layout == LayoutSpread {
+		n = len(b.buckets[0])
+	}
+	if len(rk) < n+2 || rk[n:n+2] != "e:" || rk[:len(b.prefix)-1] != b.prefix[:len(b.prefix)-1] {
+		return "", false
+	}
+	return rk[n+2:], true
+}
+
+// entryKey is the Redis key of key's entry.
+func (b *Backend) entryKey(key string) string { return b.tagOf(key) + "e:" + key }
+
+// lockKey is the Redis key of key's lock, in the entry's slot.
+func (b *Backend) lockKey(key string) string { return b.tagOf(key) + "l:" + key }
+
+// tagSetKey is the Redis key of the set of tag's keys in key's bucket.
+func (b *Backend) tagSetKey(key, tag string) string { return b.tagOf(key) + "t:" + tag }
 
 // Client returns the backend's go-redis client.
 func (b *Backend) Client() goredis.UniversalClient { return b.client }
@@ -167,12 +284,19 @@ func shortKey(k string) string {
 	return fmt.Sprintf("%q", k)
 }
 
-// Get implements backends.Backend with one GET.
+// Get implements backends.Backend with one GET, or from the local tier.
 func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	if err := b.check(ctx); err != nil {
 		return backends.Entry{}, err
 	}
-	s, err := b.client.Get(ctx, b.epre+key).Result()
+	if b.local != nil {
+		return b.local.get(ctx, b, key)
+	}
+	return b.getRemote(ctx, key)
+}
+
+func (b *Backend) getRemote(ctx context.Context, key string) (backends.Entry, error) {
+	s, err := b.client.Get(ctx, b.entryKey(key)).Result()
 	if err != nil {
 		if errors.Is(err, goredis.Nil) {
 			return backends.Entry{}, backends.ErrNotFound
@@ -192,8 +316,11 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
+	if b.local != nil {
+		defer b.local.forget(key)
+	}
 	if len(e.Tags) == 0 {
-		if err := b.client.Set(ctx, b.epre+key, encode(e), b.ttl).Err(); err != nil {
+		if err := b.client.Set(ctx, b.entryKey(key), encode(e), b.ttl).Err(); err != nil {
 			return wrap("set", key, err)
 		}
 		return nil
@@ -209,9 +336,9 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 }
 
 func (b *Backend) queueSet(ctx context.Context, p goredis.Pipeliner, key string, e backends.Entry) {
-	p.Set(ctx, b.epre+key, encode(e), b.ttl)
+	p.Set(ctx, b.entryKey(key), encode(e), b.ttl)
 	for _, t := range e.Tags {
-		tk := b.tpre + t
+		tk := b.tagSetKey(key, t)
 		p.SAdd(ctx, tk, key)
 		if b.ttl > 0 {
 			// Every member was just given this TTL or an earlier one, so the
@@ -222,18 +349,97 @@ func (b *Backend) queueSet(ctx context.Context, p goredis.Pipeliner, key string,
 	}
 }
 
+// fencedSetScript writes an entry (KEYS[2], value ARGV[2], TTL ARGV[3] ms or
+// "0") and adds its key (ARGV[4]) to its tag sets (KEYS[3:]) only if the
+// lock KEYS[1] still holds the token ARGV[1]; it returns 1 if it wrote, 0 if
+// the lock was not held.
+var fencedSetScript = goredis.NewScript(`
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then
+  redis.call('set', KEYS[2], ARGV[2])
+else
+  redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+for i = 3, #KEYS do
+  redis.call('sadd', KEYS[i], ARGV[4])
+  if ARGV[3] ~= '0' then redis.call('pexpire', KEYS[i], ARGV[3]) end
+end
+return 1`)
+
+// SetFenced implements backends.FencedSetter: one script checks that h (a
+// handle of this backend's Locker for key) still holds the lock and writes
+// the entry with its tag sets. A lost lock writes nothing and returns an
+// error wrapping lock.ErrLost (and h.Lost() is closed); a handle of another
+// locker gets backends.ErrUnsupported.
+func (b *Backend) SetFenced(ctx context.Context, key string, e backends.Entry, h lock.Handle) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	lh, ok := h.(*LockHandle)
+	if !ok || b.locker == nil || lh.r != b.locker || lh.rkey != b.lockKey(key) {
+		return fmt.Errorf("redis backend: set fenced %s: %w: not a handle of this backend's lock for that key", shortKey(key), backends.ErrUnsupported)
+	}
+	if b.local != nil {
+		defer b.local.forget(key)
+	}
+	keys := make([]string, 2, 2+len(e.Tags))
+	keys[0], keys[1] = lh.rkey, b.entryKey(key)
+	for _, t := range e.Tags {
+		keys = append(keys, b.tagSetKey(key, t))
+	}
+	n, err := fencedSetScript.Run(ctx, b.client, keys, lh.token, encode(e), b.ttl.Milliseconds(), key).Int64()
+	if err != nil {
+		return wrap("set fenced", key, err)
+	}
+	if n != 1 {
+		lh.markLost()
+		return fmt.Errorf("redis backend: set fenced %s: %w", shortKey(key), lock.ErrLost)
+	}
+	return nil
+}
+
 // Delete implements backends.Backend.
 func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	if err := b.client.Del(ctx, b.epre+key).Err(); err != nil {
+	if b.local != nil {
+		defer b.local.forget(key)
+	}
+	if err := b.client.Del(ctx, b.entryKey(key)).Err(); err != nil {
 		return wrap("delete", key, err)
 	}
 	return nil
 }
 
-// GetMulti implements backends.MultiGetter with one MGET.
+// groups returns the indexes of keys grouped by bucket (one group in
+// LayoutSlot), in the order of first appearance.
+func (b *Backend) groups(keys []string) [][]int {
+	if b.layout == LayoutSlot {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		return [][]int{all}
+	}
+	var order []int
+	var by [256][]int
+	for i, k := range keys {
+		bk := bucketOf(k)
+		if by[bk] == nil {
+			order = append(order, bk)
+		}
+		by[bk] = append(by[bk], i)
+	}
+	out := make([][]int, len(order))
+	for j, bk := range order {
+		out[j] = by[bk]
+	}
+	return out
+}
+
+// GetMulti implements backends.MultiGetter: one MGET per bucket, all in one
+// pipelined round trip (one MGET in LayoutSlot).
 func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entry, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -242,27 +448,73 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entr
 	if len(keys) == 0 {
 		return out, nil
 	}
-	rkeys := make([]string, len(keys))
-	for i, k := range keys {
-		rkeys[i] = b.epre + k
-	}
-	vals, err := b.client.MGet(ctx, rkeys...).Result()
-	if err != nil {
-		return nil, wrap("mget", "", err)
-	}
-	for i, v := range vals {
-		s, ok := v.(string)
-		if !ok {
-			continue
+	var remote []int // indexes not served by the local tier
+	if b.local != nil {
+		for i, k := range keys {
+			if e, ok := b.local.lookup(k); ok {
+				out[i] = e
+				continue
+			}
+			remote = append(remote, i)
 		}
-		if e, ok := decode(s); ok {
+		if len(remote) == 0 {
+			return out, nil
+		}
+		// Fill the local tier through Get, which guards against racing
+		// invalidations; multi reads of cold keys are rare on this path.
+		for _, i := range remote {
+			e, err := b.local.get(ctx, b, keys[i])
+			if errors.Is(err, backends.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
 			out[i] = &e
+		}
+		return out, nil
+	}
+	groups := b.groups(keys)
+	cmds := make([]*goredis.SliceCmd, len(groups))
+	if len(groups) == 1 {
+		cmds[0] = b.client.MGet(ctx, b.rkeys(keys, groups[0])...)
+	} else {
+		p := b.client.Pipeline()
+		for j, g := range groups {
+			cmds[j] = p.MGet(ctx, b.rkeys(keys, g)...)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return nil, wrap("mget", "", err)
+		}
+	}
+	for j, g := range groups {
+		vals, err := cmds[j].Result()
+		if err != nil {
+			return nil, wrap("mget", "", err)
+		}
+		for n, v := range vals {
+			s, ok := v.(string)
+			if !ok || n >= len(g) {
+				continue
+			}
+			if e, ok := decode(s); ok {
+				out[g[n]] = &e
+			}
 		}
 	}
 	return out, nil
 }
 
-// SetMulti implements backends.MultiSetter with one MULTI/EXEC round trip.
+func (b *Backend) rkeys(keys []string, idx []int) []string {
+	out := make([]string, len(idx))
+	for n, i := range idx {
+		out[n] = b.entryKey(keys[i])
+	}
+	return out
+}
+
+// SetMulti implements backends.MultiSetter with one MULTI/EXEC round trip
+// (in Cluster, one MULTI/EXEC per slot, sent together).
 func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backends.Entry) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -272,6 +524,13 @@ func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backend
 	}
 	if len(keys) == 0 {
 		return nil
+	}
+	if b.local != nil {
+		defer func() {
+			for _, k := range keys {
+				b.local.forget(k)
+			}
+		}()
 	}
 	_, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, k := range keys {
@@ -285,7 +544,8 @@ func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backend
 	return nil
 }
 
-// DeleteMulti implements backends.MultiDeleter with one DEL.
+// DeleteMulti implements backends.MultiDeleter with one DEL per bucket (one
+// DEL in LayoutSlot).
 func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -293,11 +553,25 @@ func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	rkeys := make([]string, len(keys))
-	for i, k := range keys {
-		rkeys[i] = b.epre + k
+	if b.local != nil {
+		defer func() {
+			for _, k := range keys {
+				b.local.forget(k)
+			}
+		}()
 	}
-	if err := b.client.Del(ctx, rkeys...).Err(); err != nil {
+	groups := b.groups(keys)
+	if len(groups) == 1 {
+		if err := b.client.Del(ctx, b.rkeys(keys, groups[0])...).Err(); err != nil {
+			return wrap("delete multi", "", err)
+		}
+		return nil
+	}
+	p := b.client.Pipeline()
+	for _, g := range groups {
+		p.Del(ctx, b.rkeys(keys, g)...)
+	}
+	if _, err := p.Exec(ctx); err != nil {
 		return wrap("delete multi", "", err)
 	}
 	return nil
@@ -322,40 +596,77 @@ if ARGV[2] == '1' then
 end
 return 0`)
 
-// EvictTag implements backends.TagEvicter. It walks the tag's set with
-// SSCAN (never KEYS), reads the members' entries with MGET and deletes those
-// that still carry the tag, each with a script that first checks that the
-// entry was not rewritten in between.
+// tagSets returns the Redis keys of tag's sets: one in LayoutSlot, one per
+// bucket in LayoutSpread.
+func (b *Backend) tagSets(tag string) []string {
+	if b.layout == LayoutSlot {
+		return []string{b.prefix + "t:" + tag}
+	}
+	out := make([]string, len(b.buckets))
+	for i, bt := range b.buckets {
+		out[i] = bt + "t:" + tag
+	}
+	return out
+}
+
+// EvictTag implements backends.TagEvicter. It walks the tag's set (in
+// LayoutSpread, the tag's set of every bucket that has one) with SSCAN
+// (never KEYS), reads the members' entries with MGET and deletes those that
+// still carry the tag, each with a script that first checks that the entry
+// was not rewritten in between.
 func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	tk := b.tpre + tag
-	removed := 0
-	var cursor uint64
-	for {
-		members, next, err := b.client.SScan(ctx, tk, cursor, "", 256).Result()
-		if err != nil {
-			return removed, wrap("evict tag", tag, err)
+	sets := b.tagSets(tag)
+	if len(sets) > 1 {
+		// Skip the buckets without the tag: one pipelined EXISTS per set.
+		p := b.client.Pipeline()
+		ex := make([]*goredis.IntCmd, len(sets))
+		for i, tk := range sets {
+			ex[i] = p.Exists(ctx, tk)
 		}
-		if len(members) > 0 {
-			n, err := b.evictMembers(ctx, tk, tag, members)
-			removed += n
-			if err != nil {
-				return removed, err
+		if _, err := p.Exec(ctx); err != nil {
+			return 0, wrap("evict tag", tag, err)
+		}
+		var have []string
+		for i, c := range ex {
+			if c.Val() > 0 {
+				have = append(have, sets[i])
 			}
 		}
-		if next == 0 {
-			return removed, nil
-		}
-		cursor = next
+		sets = have
 	}
+	removed := 0
+	for _, tk := range sets {
+		var cursor uint64
+		for {
+			members, next, err := b.client.SScan(ctx, tk, cursor, "", 256).Result()
+			if err != nil {
+				return removed, wrap("evict tag", tag, err)
+			}
+			if len(members) > 0 {
+				n, err := b.evictMembers(ctx, tk, tag, members)
+				removed += n
+				if err != nil {
+					return removed, err
+				}
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+	}
+	return removed, nil
 }
 
+// evictMembers settles members of the tag set tk, which all share tk's
+// bucket (and so its slot).
 func (b *Backend) evictMembers(ctx context.Context, tk, tag string, members []string) (int, error) {
 	rkeys := make([]string, len(members))
 	for i, m := range members {
-		rkeys[i] = b.epre + m
+		rkeys[i] = b.entryKey(m)
 	}
 	vals, err := b.client.MGet(ctx, rkeys...).Result()
 	if err != nil {
@@ -379,9 +690,12 @@ func (b *Backend) evictMembers(ctx context.Context, tk, tag string, members []st
 		return 0, wrap("evict tag", tag, err)
 	}
 	n := 0
-	for _, c := range cmds {
+	for i, c := range cmds {
 		if v, _ := c.Int(); v == 1 {
 			n++
+			if b.local != nil {
+				b.local.forget(members[i])
+			}
 		}
 	}
 	return n, nil
@@ -396,13 +710,22 @@ func hasTag(tags []string, tag string) bool {
 	return false
 }
 
-// scanner returns the node that holds the backend's slot (Cluster) or the
-// client itself.
-func (b *Backend) scanner(ctx context.Context) (goredis.Cmdable, error) {
-	if cc, ok := b.client.(*goredis.ClusterClient); ok {
-		return cc.MasterForKey(ctx, b.epre)
+// forEachNode calls fn with every master that may hold the backend's keys:
+// in Cluster, the slot's master (LayoutSlot) or every master (LayoutSpread);
+// otherwise the client itself.
+func (b *Backend) forEachNode(ctx context.Context, fn func(ctx context.Context, node goredis.Cmdable) error) error {
+	cc, ok := b.client.(*goredis.ClusterClient)
+	if !ok {
+		return fn(ctx, b.client)
 	}
-	return b.client, nil
+	if b.layout == LayoutSlot {
+		node, err := cc.MasterForKey(ctx, b.prefix)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, node)
+	}
+	return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return fn(ctx, c) })
 }
 
 // globEscape escapes the glob metacharacters of SCAN MATCH.
@@ -418,55 +741,89 @@ func globEscape(s string) string {
 	return sb.String()
 }
 
-// List implements backends.Lister with SCAN over the backend's prefix (and
-// MGET for the metadata). Entries written or deleted during the listing may
-// or may not be seen; corrupt entries are skipped.
+// List implements backends.Lister with SCAN over the backend's keys (on
+// every master that holds some) and MGET for the metadata. Entries written
+// or deleted during the listing may or may not be seen; corrupt entries are
+// skipped.
 func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	node, err := b.scanner(ctx)
-	if err != nil {
-		return wrap("list", "", err)
+	match := globEscape(b.prefix) + "e:*"
+	tagLen := len(b.prefix)
+	if b.layout == LayoutSpread {
+		match = globEscape(b.prefix[:len(b.prefix)-1]) + ":??\\}e:*"
+		tagLen = len(b.buckets[0])
 	}
-	match := globEscape(b.epre) + "*"
-	var cursor uint64
-	for {
-		keys, next, err := node.Scan(ctx, cursor, match, 512).Result()
-		if err != nil {
-			return wrap("list", "", err)
-		}
-		if len(keys) > 0 {
-			vals, err := b.client.MGet(ctx, keys...).Result()
+	var mu sync.Mutex // ForEachMaster runs fn concurrently
+	var fnErr error
+	err := b.forEachNode(ctx, func(ctx context.Context, node goredis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := node.Scan(ctx, cursor, match, 512).Result()
 			if err != nil {
-				return wrap("list", "", err)
+				return err
 			}
-			for i, v := range vals {
-				s, ok := v.(string)
-				if !ok {
-					continue
-				}
-				e, ok := decode(s)
-				if !ok {
-					continue
-				}
-				info := backends.EntryInfo{
-					Key:     strings.TrimPrefix(keys[i], b.epre),
-					Size:    int64(len(e.Payload)),
-					Created: e.Created,
-					Version: e.Version,
-					Tags:    cloneStrings(e.Tags),
-				}
-				if err := fn(info); err != nil {
+			if len(keys) > 0 {
+				if err := b.listBatch(ctx, node, keys, tagLen, &mu, fn, &fnErr); err != nil {
 					return err
 				}
 			}
+			if next == 0 {
+				return nil
+			}
+			cursor = next
 		}
-		if next == 0 {
-			return nil
-		}
-		cursor = next
+	})
+	if fnErr != nil {
+		return fnErr
 	}
+	if err != nil {
+		return wrap("list", "", err)
+	}
+	return nil
+}
+
+// listBatch reads the entries of rkeys (all on node) and reports them.
+func (b *Backend) listBatch(ctx context.Context, node goredis.Cmdable, rkeys []string, tagLen int,
+	mu *sync.Mutex, fn func(backends.EntryInfo) error, fnErr *error) error {
+	// One GET per key, pipelined: in LayoutSpread the keys of one SCAN page
+	// are in different slots, which one MGET cannot read.
+	p := node.Pipeline()
+	cmds := make([]*goredis.StringCmd, len(rkeys))
+	for i, k := range rkeys {
+		cmds[i] = p.Get(ctx, k)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, c := range cmds {
+		if *fnErr != nil {
+			return *fnErr
+		}
+		s, err := c.Result()
+		if err != nil {
+			continue
+		}
+		e, ok := decode(s)
+		if !ok || len(rkeys[i]) < tagLen+2 {
+			continue
+		}
+		info := backends.EntryInfo{
+			Key:     rkeys[i][tagLen+2:],
+			Size:    int64(len(e.Payload)),
+			Created: e.Created,
+			Version: e.Version,
+			Tags:    cloneStrings(e.Tags),
+		}
+		if err := fn(info); err != nil {
+			*fnErr = err
+			return err
+		}
+	}
+	return nil
 }
 
 func cloneStrings(ss []string) []string {
@@ -493,13 +850,17 @@ func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
 }
 
 // Close implements backends.Backend: it stops the lock's subscription and
-// closes the client if the backend opened it. Later calls return nil.
+// the local tier's tracking connection, and closes the client if the
+// backend opened it. Later calls return nil.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
 	if b.locker != nil {
 		_ = b.locker.Close()
+	}
+	if b.local != nil {
+		b.local.close()
 	}
 	if b.owned {
 		if err := b.client.Close(); err != nil {
