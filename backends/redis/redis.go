@@ -222,7 +222,7 @@ func bucketOf(key string) int {
 		h ^= uint32(key[i])
 		h *= 16777619
 	}
-	return int(h ^ h>>8 ^ h>>16 ^ h>>24) & 0xff
+	return int(h^h>>8^h>>16^h>>24) & 0xff
 }
 
 // stripEntryKey returns the key of a Redis entry key of this backend.
