@@ -29,3 +29,8 @@ func TestConformanceMaxEntries(t *testing.T) {
 	// not break any contract.
 	conformance.Run(t, harness("memory(max_entries)", backends.Args{"max_entries": 100000}))
 }
+
+func TestConformanceMaxSize(t *testing.T) {
+	// A byte bound large enough for every check's data.
+	conformance.Run(t, harness("memory(max_size)", backends.Args{"max_size": "256MiB"}))
+}

@@ -8,7 +8,17 @@
 //	copy_values  bool   store encoded bytes (copied) instead of Go values, so
 //	                    that callers can never alias a cached value (default false)
 //	max_entries  int    keep at most this many entries, evicting the least
-//	                    recently used (default 0: unbounded)
+//	                    recently used (default 0: no count bound)
+//	max_size     size   keep at most this many bytes (a number of bytes or a
+//	                    string such as "64MiB"), evicting the least recently
+//	                    used (default 0: no byte bound). An entry costs the
+//	                    length of its key plus the length of its encoded
+//	                    payload, so max_size implies copy_values; from Go,
+//	                    Options.Cost counts Go values instead.
+//
+// With both bounds, an entry is evicted as soon as either is exceeded. An
+// entry that alone costs more than max_size is not kept (Set succeeds; a
+// later Get misses).
 package memory
 
 import (
@@ -30,15 +40,19 @@ func init() {
 
 // Backend is the memory backend. Its methods are safe for concurrent use.
 //
-// Unbounded (max_entries 0), entries live in a sync.Map and are never
+// Unbounded (neither max_entries nor max_size), entries live in a sync.Map and are never
 // modified once stored (a Set stores a new entry), so Get and GetMulti take
 // no lock and write no memory shared between goroutines: hits on one hot key
 // scale with the cores that read it. Writers are serialised by a mutex. With
-// max_entries, every read moves the entry to the front of the LRU list, so
-// reads and writes alike take the mutex.
+// max_entries or max_size, every read moves the entry to the front of the LRU list, so
+// reads and writes alike take the mutex; max_size counts each entry's cost
+// (see Options.Cost) against the bound.
 type Backend struct {
 	copyValues bool
 	maxEntries int
+	maxSize    int64
+	cost       func(key string, e backends.Entry) int64
+	size       int64 // bounded only: the sum of the entries' costs; under mu
 
 	closed atomic.Bool
 
@@ -54,31 +68,72 @@ type Backend struct {
 type item struct {
 	key   string
 	entry backends.Entry
+	cost  int64
 	elem  *list.Element
+}
+
+// Options configure a memory backend built in Go (see the package doc for
+// the arguments they mirror).
+type Options struct {
+	// CopyValues stores encoded bytes (copied) instead of Go values.
+	CopyValues bool
+	// MaxEntries bounds the number of entries (0: no bound).
+	MaxEntries int
+	// MaxSize bounds the sum of the entries' costs, in bytes (0: no bound).
+	MaxSize int64
+	// Cost is an entry's cost against MaxSize; it must be cheap,
+	// deterministic and non-negative, and is called under the backend's
+	// lock. Nil counts len(key) + len(e.Payload), and then MaxSize implies
+	// CopyValues (Go values have no encoded size); with Cost, Go values are
+	// kept unless CopyValues is set, and Cost sees them in e.Value.
+	Cost func(key string, e backends.Entry) int64
 }
 
 // Open returns a memory backend configured by args (see the package doc).
 func Open(args backends.Args) (*Backend, error) {
-	if err := args.Only("copy_values", "max_entries"); err != nil {
+	if err := args.Only("copy_values", "max_entries", "max_size"); err != nil {
 		return nil, err
 	}
-	cv, err := args.Bool("copy_values", false)
-	if err != nil {
+	var o Options
+	var err error
+	if o.CopyValues, err = args.Bool("copy_values", false); err != nil {
 		return nil, err
 	}
-	max, err := args.Int("max_entries", 0)
-	if err != nil {
+	if o.MaxEntries, err = args.Int("max_entries", 0); err != nil {
 		return nil, err
 	}
-	if max < 0 {
-		return nil, fmt.Errorf("%w: max_entries: want 0 (unbounded) or a positive count, got %d", backends.ErrBadArgument, max)
+	if o.MaxSize, err = args.Size("max_size", 0); err != nil {
+		return nil, err
 	}
-	b := &Backend{copyValues: cv, maxEntries: max}
-	if max > 0 {
+	return OpenOptions(o)
+}
+
+// OpenOptions returns a memory backend configured by o. A negative bound is
+// an error wrapping backends.ErrBadArgument.
+func OpenOptions(o Options) (*Backend, error) {
+	if o.MaxEntries < 0 {
+		return nil, fmt.Errorf("%w: max_entries: want 0 (unbounded) or a positive count, got %d", backends.ErrBadArgument, o.MaxEntries)
+	}
+	if o.MaxSize < 0 {
+		return nil, fmt.Errorf("%w: max_size: want 0 (unbounded) or a positive number of bytes, got %d", backends.ErrBadArgument, o.MaxSize)
+	}
+	b := &Backend{copyValues: o.CopyValues, maxEntries: o.MaxEntries, maxSize: o.MaxSize, cost: o.Cost}
+	if o.MaxSize > 0 && o.Cost == nil {
+		b.copyValues = true
+	}
+	if b.cost == nil {
+		b.cost = encodedCost
+	}
+	if o.MaxEntries > 0 || o.MaxSize > 0 {
 		b.entries = make(map[string]*item)
 		b.lru = list.New()
 	}
 	return b, nil
+}
+
+// encodedCost is the default cost of an entry: its key and payload bytes.
+func encodedCost(key string, e backends.Entry) int64 {
+	return int64(len(key) + len(e.Payload))
 }
 
 // New returns an unbounded memory backend keeping Go values.
@@ -140,17 +195,30 @@ func (b *Backend) setLocked(key string, e backends.Entry) {
 		b.values.Store(key, &e)
 		return
 	}
-	if it, ok := b.entries[key]; ok {
-		it.entry = e
-		b.lru.MoveToFront(it.elem)
-		return
+	var cost int64
+	if b.maxSize > 0 {
+		cost = max(b.cost(key, e), 0)
+		if cost > b.maxSize {
+			// It would evict everything and still not fit: not kept, and
+			// no older value of key survives it.
+			b.deleteLocked(key)
+			return
+		}
 	}
-	it := &item{key: key, entry: e}
-	b.entries[key] = it
-	it.elem = b.lru.PushFront(it)
-	for b.lru.Len() > b.maxEntries {
+	if it, ok := b.entries[key]; ok {
+		b.size += cost - it.cost
+		it.entry, it.cost = e, cost
+		b.lru.MoveToFront(it.elem)
+	} else {
+		it := &item{key: key, entry: e, cost: cost}
+		b.entries[key] = it
+		it.elem = b.lru.PushFront(it)
+		b.size += cost
+	}
+	for (b.maxEntries > 0 && b.lru.Len() > b.maxEntries) || (b.maxSize > 0 && b.size > b.maxSize) {
 		old := b.lru.Remove(b.lru.Back()).(*item)
 		delete(b.entries, old.key)
+		b.size -= old.cost
 	}
 }
 
@@ -163,6 +231,7 @@ func (b *Backend) deleteLocked(key string) {
 	if it, ok := b.entries[key]; ok {
 		delete(b.entries, key)
 		b.lru.Remove(it.elem)
+		b.size -= it.cost
 	}
 }
 
@@ -336,6 +405,7 @@ func (b *Backend) Close() error {
 	b.closed.Store(true)
 	b.values.Clear()
 	b.entries = nil
+	b.size = 0
 	if b.lru != nil {
 		b.lru.Init()
 	}
