@@ -13,7 +13,9 @@ import (
 
 // openCacheDir opens an existing filesystem or rawfs cache directory for the
 // inspect, prune, evict and rm commands. It refuses directories that are not
-// caches, so that a typo cannot turn an arbitrary directory into one.
+// caches, so that a typo cannot turn an arbitrary directory into one. Nothing
+// below dir is followed (fsstore confines every operation to it); damage it
+// works around is reported on stderr.
 func openCacheDir(dir string) (*fsstore.Store, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -25,7 +27,15 @@ func openCacheDir(dir string) (*fsstore.Store, error) {
 	if !fsstore.IsCacheDir(dir) {
 		return nil, fmt.Errorf("%s is not a regioncache filesystem or rawfs cache directory (no %s)", dir, fsstore.LockFile)
 	}
-	return fsstore.Open(fsstore.Options{Dir: dir, Kind: fsstore.DetectKind(dir)})
+	return fsstore.Open(fsstore.Options{
+		Dir:  dir,
+		Kind: fsstore.DetectKind(dir),
+		// One damaged shard or planted file is reported and skipped; the
+		// command goes on with the rest of the directory.
+		OnProblem: func(path string, err error) {
+			fmt.Fprintf(os.Stderr, "regioncache: warning: skipped %s: %v\n", path, err)
+		},
+	})
 }
 
 func kindName(k byte) string {
