@@ -157,7 +157,17 @@ func (d *dirHandle) touch(name string) error {
 
 // createExcl creates a new file, failing if the name exists.
 func (d *dirHandle) createExcl(name string) (*os.File, error) {
-	fd, err := openatRetry(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	return d.create(name, unix.O_WRONLY)
+}
+
+// createRW creates a new file open for reading and writing, failing if the
+// name exists.
+func (d *dirHandle) createRW(name string) (*os.File, error) {
+	return d.create(name, unix.O_RDWR)
+}
+
+func (d *dirHandle) create(name string, mode int) (*os.File, error) {
+	fd, err := openatRetry(d.fd, name, mode|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 	if err != nil {
 		return nil, pathErr("create", d.path, name, err)
 	}

@@ -102,6 +102,10 @@ func (d *dirHandle) createExcl(name string) (*os.File, error) {
 	return d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
+func (d *dirHandle) createRW(name string) (*os.File, error) {
+	return d.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+}
+
 func (d *dirHandle) rename(from, to string) error { return d.root.Rename(from, to) }
 
 func (d *dirHandle) remove(name string) error { return d.root.Remove(name) }

@@ -343,7 +343,7 @@ func (s *Store) CreateTemp(pattern string) (*os.File, error) {
 		prefix, suffix = pattern[:i], pattern[i+1:]
 	}
 	for try := 0; ; try++ {
-		f, err := d.createExcl(prefix + randHex() + suffix)
+		f, err := d.createRW(prefix + randHex() + suffix)
 		if err != nil {
 			if os.IsExist(err) && try < 10 {
 				continue
