@@ -254,7 +254,7 @@ func TestCreatorsBytesNotReopened(t *testing.T) {
 	}()
 	defer func() { close(stop); <-done }()
 	wrong := 0
-	for i := range 300 {
+	for i := range 1000 {
 		k := fmt.Sprint("k", i)
 		cur.Store(&k)
 		runs := 0
@@ -268,6 +268,6 @@ func TestCreatorsBytesNotReopened(t *testing.T) {
 		f.Close()
 	}
 	if wrong > 0 {
-		t.Fatalf("%d of 300 creations handed their caller another writer's bytes", wrong)
+		t.Fatalf("%d of 1000 creations handed their caller another writer's bytes", wrong)
 	}
 }

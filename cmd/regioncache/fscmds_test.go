@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/backends/filesystem"
 	"github.com/regioncache/regioncache/backends/rawfs"
+	"github.com/regioncache/regioncache/internal/fsstore"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -164,4 +168,141 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 	_ = fmt.Sprint()
+}
+
+// A cache directory is hostile input (issue 10): the commands that read it
+// never follow a link below it, never allocate what a file claims, and work
+// around damage, reporting it, instead of refusing the whole directory.
+
+func needSymlinks(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symlinks need privileges on Windows")
+	}
+}
+
+// unusedShard returns a shard name of dir that has no directory yet.
+func unusedShard(t *testing.T, dir string) string {
+	t.Helper()
+	for i := range 256 {
+		n := fmt.Sprintf("%02x", i)
+		if _, err := os.Lstat(filepath.Join(dir, n)); os.IsNotExist(err) {
+			return n
+		}
+	}
+	t.Fatal("every shard is used")
+	return ""
+}
+
+// Point 1: with base_dir/tmp a symlink, no command deletes (or touches) the
+// old files of the directory it points to.
+func TestCommandsNeverSweepThroughSymlinkedTmp(t *testing.T) {
+	needSymlinks(t)
+	dir := fillCache(t)
+	sentinel := t.TempDir()
+	old := filepath.Join(sentinel, "precious")
+	os.WriteFile(old, []byte("keep"), 0o600)
+	past := time.Now().Add(-72 * time.Hour)
+	os.Chtimes(old, past, past)
+	if err := os.Symlink(sentinel, filepath.Join(dir, fsstore.TempDir)); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"inspect", dir}, {"stats", dir}, {"prune", dir, "--max-size", "1GiB"}, {"evict", dir, "--tag", "nothing"}} {
+		if code, out, errs := runCmd(t, "", args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errs)
+		}
+	}
+	if b, err := os.ReadFile(old); err != nil || string(b) != "keep" {
+		t.Fatalf("a file behind a symlinked tmp/ was touched: %q %v", b, err)
+	}
+}
+
+// Point 2: a symlinked shard makes no command read the files it points to:
+// neither the kind detection nor the listing sees them.
+func TestCommandsNeverReadThroughSymlinkedShard(t *testing.T) {
+	needSymlinks(t)
+	dir := fillCache(t)
+	// Outside the cache: a rawfs entry file, under a shard-like name.
+	src := t.TempDir()
+	rb, err := rawfs.Open(backends.Args{"base_dir": src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb.Set(context.Background(), "outside-secret", backends.Entry{Payload: []byte("secret")})
+	rb.Close()
+	n := fsstore.Name("outside-secret")
+	outside := t.TempDir()
+	data, _ := os.ReadFile(filepath.Join(src, n[:2], n))
+	os.WriteFile(filepath.Join(outside, strings.Repeat("0", 32)), data, 0o600)
+	if err := os.Symlink(outside, filepath.Join(dir, "00")); err != nil {
+		if _, err := os.Lstat(filepath.Join(dir, "00")); err == nil {
+			t.Skip("shard 00 is in use")
+		}
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, "", "inspect", dir)
+	if code != 0 {
+		t.Fatalf("inspect: exit %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(out, "filesystem cache") || strings.Contains(out, "outside-secret") || !strings.Contains(out, "user:1") {
+		t.Fatalf("inspect read through a symlinked shard:\n%s", out)
+	}
+}
+
+// Point 3: an entry grown to a sparse terabyte, and a rawfs header claiming
+// a terabyte payload, are damaged entries to the commands, not allocations.
+func TestCommandsOnTerabyteClaims(t *testing.T) {
+	dir := fillCache(t)
+	n := fsstore.Name("user:1")
+	if err := os.Truncate(filepath.Join(dir, n[:2], n), 1<<40); err != nil {
+		t.Fatal(err)
+	}
+	rdir := t.TempDir()
+	rb, err := rawfs.Open(backends.Args{"base_dir": rdir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"bad", "good"} {
+		rb.Set(context.Background(), k, backends.Entry{Payload: []byte("v"), Tags: []string{"t"}})
+	}
+	rb.Close()
+	n = fsstore.Name("bad")
+	p := filepath.Join(rdir, n[:2], n)
+	data, _ := os.ReadFile(p)
+	binary.LittleEndian.PutUint64(data[32:], 1<<40)
+	os.WriteFile(p, data, 0o600)
+	for _, args := range [][]string{
+		{"inspect", dir}, {"stats", dir}, {"rm", dir, "user:2", "-y"}, {"prune", dir, "--max-size", "1KiB"},
+		{"inspect", rdir}, {"evict", rdir, "--tag", "t"},
+	} {
+		if code, out, errs := runCmd(t, "", args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errs)
+		}
+	}
+}
+
+// Point 6: one damaged shard (a file where a shard directory belongs) does
+// not make the commands refuse the directory: they report it on stderr and
+// go on with the rest.
+func TestCommandsReportDamagedShardAndGoOn(t *testing.T) {
+	bin := cliBinary(t)
+	dir := fillCache(t)
+	bad := unusedShard(t, dir)
+	os.WriteFile(filepath.Join(dir, bad), []byte("not a shard"), 0o600)
+	for _, args := range [][]string{
+		{"inspect", dir}, {"stats", dir}, {"evict", dir, "--tag", "old"}, {"rm", dir, "user:1", "-y"}, {"prune", dir, "--max-size", "1KiB"},
+	} {
+		var out, errb strings.Builder
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if _, exited := err.(*exec.ExitError); err != nil && !exited {
+			t.Fatal(err)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("%v with a damaged shard: exit %d\n%s%s", args, code, out.String(), errb.String())
+		}
+		if args[0] == "inspect" && (!strings.Contains(out.String(), "report/2024") || !strings.Contains(errb.String(), bad)) {
+			t.Fatalf("inspect with a damaged shard %s: did not list the rest or report it\nstdout %s\nstderr %s", bad, out.String(), errb.String())
+		}
+	}
 }

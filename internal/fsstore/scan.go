@@ -311,7 +311,11 @@ func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64,
 	for k, i := range rand.Perm(256) {
 		c, err := s.scanShard(ctx, i)
 		if err != nil {
-			return
+			if ctx.Err() != nil {
+				return
+			}
+			all = false // a damaged shard: skipped, and the count is partial
+			continue
 		}
 		for _, x := range c {
 			seenBytes += x.acct
@@ -504,7 +508,10 @@ func (s *Store) Prune(ctx context.Context, expiredBefore time.Time, maxBytes int
 		for i := range 256 {
 			c, err := s.scanShard(ctx, i)
 			if err != nil {
-				return r, err
+				if cerr := ctx.Err(); cerr != nil {
+					return r, cerr
+				}
+				s.problem(fmt.Sprintf("%s/%02x", s.dir, i), err)
 			}
 			for _, x := range c {
 				info, err := s.info(x)
