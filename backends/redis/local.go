@@ -286,14 +286,14 @@ func (t *localTier) get(ctx context.Context, b *Backend, key string) (backends.E
 		g := p.Get(ctx, b.entryKey(key))
 		pt := p.PTTL(ctx, b.entryKey(key))
 		if _, perr := p.Exec(ctx); perr != nil && !errors.Is(perr, goredis.Nil) {
-			return backends.Entry{}, wrap("get", key, perr)
+			return backends.Entry{}, b.wrap("get", key, perr)
 		}
 		s, gerr := g.Result()
 		if gerr != nil {
 			if errors.Is(gerr, goredis.Nil) {
 				return backends.Entry{}, backends.ErrNotFound
 			}
-			return backends.Entry{}, wrap("get", key, gerr)
+			return backends.Entry{}, b.wrap("get", key, gerr)
 		}
 		var ok bool
 		if e, ok = decode(s); !ok {

@@ -268,7 +268,13 @@ func (b *Backend) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func wrap(op, key string, err error) error {
+func (b *Backend) wrap(op, key string, err error) error {
+	if cc, ok := b.client.(*goredis.ClusterClient); ok && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		// A node may have failed over: learn the new slot map now rather
+		// than at go-redis's next periodic reload (asynchronous and
+		// coalesced by go-redis).
+		cc.ReloadState(context.Background())
+	}
 	if key == "" {
 		return fmt.Errorf("redis backend: %s: %w", op, err)
 	}
@@ -301,7 +307,7 @@ func (b *Backend) getRemote(ctx context.Context, key string) (backends.Entry, er
 		if errors.Is(err, goredis.Nil) {
 			return backends.Entry{}, backends.ErrNotFound
 		}
-		return backends.Entry{}, wrap("get", key, err)
+		return backends.Entry{}, b.wrap("get", key, err)
 	}
 	e, ok := decode(s)
 	if !ok {
@@ -321,7 +327,7 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 	}
 	if len(e.Tags) == 0 {
 		if err := b.client.Set(ctx, b.entryKey(key), encode(e), b.ttl).Err(); err != nil {
-			return wrap("set", key, err)
+			return b.wrap("set", key, err)
 		}
 		return nil
 	}
@@ -330,7 +336,7 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 		return nil
 	})
 	if err != nil {
-		return wrap("set", key, err)
+		return b.wrap("set", key, err)
 	}
 	return nil
 }
@@ -389,7 +395,7 @@ func (b *Backend) SetFenced(ctx context.Context, key string, e backends.Entry, h
 	}
 	n, err := fencedSetScript.Run(ctx, b.client, keys, lh.token, encode(e), b.ttl.Milliseconds(), key).Int64()
 	if err != nil {
-		return wrap("set fenced", key, err)
+		return b.wrap("set fenced", key, err)
 	}
 	if n != 1 {
 		lh.markLost()
@@ -407,7 +413,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 		defer b.local.forget(key)
 	}
 	if err := b.client.Del(ctx, b.entryKey(key)).Err(); err != nil {
-		return wrap("delete", key, err)
+		return b.wrap("delete", key, err)
 	}
 	return nil
 }
@@ -484,13 +490,13 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entr
 			cmds[j] = p.MGet(ctx, b.rkeys(keys, g)...)
 		}
 		if _, err := p.Exec(ctx); err != nil {
-			return nil, wrap("mget", "", err)
+			return nil, b.wrap("mget", "", err)
 		}
 	}
 	for j, g := range groups {
 		vals, err := cmds[j].Result()
 		if err != nil {
-			return nil, wrap("mget", "", err)
+			return nil, b.wrap("mget", "", err)
 		}
 		for n, v := range vals {
 			s, ok := v.(string)
@@ -539,7 +545,7 @@ func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backend
 		return nil
 	})
 	if err != nil {
-		return wrap("set multi", "", err)
+		return b.wrap("set multi", "", err)
 	}
 	return nil
 }
@@ -563,7 +569,7 @@ func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 	groups := b.groups(keys)
 	if len(groups) == 1 {
 		if err := b.client.Del(ctx, b.rkeys(keys, groups[0])...).Err(); err != nil {
-			return wrap("delete multi", "", err)
+			return b.wrap("delete multi", "", err)
 		}
 		return nil
 	}
@@ -572,7 +578,7 @@ func (b *Backend) DeleteMulti(ctx context.Context, keys []string) error {
 		p.Del(ctx, b.rkeys(keys, g)...)
 	}
 	if _, err := p.Exec(ctx); err != nil {
-		return wrap("delete multi", "", err)
+		return b.wrap("delete multi", "", err)
 	}
 	return nil
 }
@@ -627,7 +633,7 @@ func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
 			ex[i] = p.Exists(ctx, tk)
 		}
 		if _, err := p.Exec(ctx); err != nil {
-			return 0, wrap("evict tag", tag, err)
+			return 0, b.wrap("evict tag", tag, err)
 		}
 		var have []string
 		for i, c := range ex {
@@ -643,7 +649,7 @@ func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
 		for {
 			members, next, err := b.client.SScan(ctx, tk, cursor, "", 256).Result()
 			if err != nil {
-				return removed, wrap("evict tag", tag, err)
+				return removed, b.wrap("evict tag", tag, err)
 			}
 			if len(members) > 0 {
 				n, err := b.evictMembers(ctx, tk, tag, members)
@@ -670,7 +676,7 @@ func (b *Backend) evictMembers(ctx context.Context, tk, tag string, members []st
 	}
 	vals, err := b.client.MGet(ctx, rkeys...).Result()
 	if err != nil {
-		return 0, wrap("evict tag", tag, err)
+		return 0, b.wrap("evict tag", tag, err)
 	}
 	p := b.client.Pipeline()
 	cmds := make([]*goredis.Cmd, len(members))
@@ -687,7 +693,7 @@ func (b *Backend) evictMembers(ctx context.Context, tk, tag string, members []st
 	}
 	// One round trip for the batch (plain EVAL: the script is short).
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return 0, wrap("evict tag", tag, err)
+		return 0, b.wrap("evict tag", tag, err)
 	}
 	n := 0
 	for i, c := range cmds {
@@ -779,7 +785,7 @@ func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) e
 		return fnErr
 	}
 	if err != nil {
-		return wrap("list", "", err)
+		return b.wrap("list", "", err)
 	}
 	return nil
 }

@@ -3,7 +3,10 @@
 // server that happens to be running on the machine.
 //
 // Start launches redis-server on a free loopback port, in a temporary
-// directory, with persistence off, and stops it when the test ends. When
+// directory, with persistence off, and stops it when the test ends.
+// StartCluster starts a Redis Cluster of three masters and three replicas,
+// and StartSentinel a master, a replica and three sentinels; any node can be
+// killed, restarted, or stalled (SIGSTOP) and resumed. When
 // redis-server is not installed the test is skipped, unless the environment
 // variable REGIONCACHE_REQUIRE_REDIS is "1", in which case it fails: CI sets
 // it so that a missing server can never silently skip the Redis tests.
@@ -33,10 +36,12 @@ const RequireEnv = "REGIONCACHE_REQUIRE_REDIS"
 // Server is a private redis-server process. Its methods are safe for
 // concurrent use.
 type Server struct {
-	tb   testing.TB
-	bin  string
-	dir  string
-	port int
+	tb    testing.TB
+	bin   string
+	dir   string
+	port  int
+	extra    []string // more redis-server arguments
+	sentinel string   // a sentinel's configuration file ("": a server)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -48,6 +53,12 @@ type Server struct {
 // REGIONCACHE_REQUIRE_REDIS=1) and fails tb when the server does not come up.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return startWith(tb, tb.TempDir(), nil, 0)
+}
+
+// redisServer returns the path of redis-server, or skips (fails) tb.
+func redisServer(tb testing.TB) string {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
@@ -55,14 +66,24 @@ func Start(tb testing.TB) *Server {
 		}
 		tb.Skipf("redis-server not found in PATH (set %s=1 to make this a failure): %v", RequireEnv, err)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	return bin
+}
+
+// startWith starts a server in dir with extra arguments, on port (0: a free
+// one; for Cluster nodes, one whose bus port, port+10000, is free too).
+func startWith(tb testing.TB, dir string, extra []string, port int) *Server {
+	tb.Helper()
+	s := &Server{tb: tb, bin: redisServer(tb), dir: dir, extra: extra}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			tb.Fatalf("redistest: finding a free port: %v", err)
+		p := port
+		if p == 0 {
+			var err error
+			if p, err = freePort(); err != nil {
+				tb.Fatalf("redistest: finding a free port: %v", err)
+			}
 		}
-		s.port = port
+		s.port = p
 		if lastErr = s.start(); lastErr == nil {
 			tb.Cleanup(s.Stop)
 			return s
@@ -83,18 +104,26 @@ func freePort() (int, error) {
 
 // start launches the process on s.port and waits until it answers PING.
 func (s *Server) start() error {
-	args := []string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--protected-mode", "no",
-		"--logfile", "",
-		"--loglevel", "warning",
-		"--databases", "16",
+	var args []string
+	if s.sentinel != "" {
+		// A sentinel rewrites its configuration file; it needs its own.
+		args = []string{s.sentinel, "--sentinel", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+			"--dir", s.dir, "--daemonize", "no", "--protected-mode", "no", "--logfile", "", "--loglevel", "warning"}
+	} else {
+		args = []string{
+			"--port", strconv.Itoa(s.port),
+			"--bind", "127.0.0.1",
+			"--dir", s.dir,
+			"--save", "",
+			"--appendonly", "no",
+			"--daemonize", "no",
+			"--protected-mode", "no",
+			"--logfile", "",
+			"--loglevel", "warning",
+			"--databases", "16",
+		}
 	}
+	args = append(args, s.extra...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	setDeathSignal(cmd)
@@ -252,4 +281,30 @@ func ParseCommandStats(info string) (map[string]int64, error) {
 		}
 	}
 	return stats, nil
+}
+
+// signal sends sig to the running server, failing the test if there is none.
+func (s *Server) signal(sig os.Signal) {
+	s.tb.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.tb.Fatalf("redistest: server on port %d is not running", s.port)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.tb.Fatalf("redistest: signal %v to server on port %d: %v", sig, s.port, err)
+	}
+}
+
+// Kill kills the server (SIGKILL) as a crash would. Unlike Stop it is meant
+// to be called mid-test; Restart brings it back on the same port.
+func (s *Server) Kill() { s.Stop() }
+
+// Running reports whether the server process is running (started and not
+// stopped or killed through the Server).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
 }

@@ -54,3 +54,58 @@ func TestParseCommandStats(t *testing.T) {
 		t.Fatal("missing calls= accepted")
 	}
 }
+
+func TestCluster(t *testing.T) {
+	c := StartCluster(t)
+	cc := c.Client()
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		k := "k" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		if err := cc.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := c.MasterFor("kaa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Kill()
+	if err := c.WaitHealthy(30 * time.Second); err != nil {
+		t.Fatalf("after killing %s: %v", m.Addr(), err)
+	}
+	m2, err := c.MasterFor("kaa")
+	if err != nil || m2 == m {
+		t.Fatalf("master of kaa after fail-over: %v, %v", m2, err)
+	}
+	// The client learns the new slot map after a failed call or two.
+	var err2 error
+	for i := 0; i < 50; i++ {
+		if err2 = cc.Get(ctx, "kaa").Err(); err2 == nil {
+			break
+		}
+		cc.ReloadState(ctx)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err2 != nil {
+		t.Fatalf("get after fail-over: %v", err2)
+	}
+}
+
+func TestSentinel(t *testing.T) {
+	s := StartSentinel(t)
+	m, err := s.Master()
+	if err != nil || m != s.Servers[0] {
+		t.Fatalf("master %v, %v; want the first server", m, err)
+	}
+	m.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m2, err := s.Master(); err == nil && m2 == s.Servers[1] {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := s.WaitReadyNoReplica(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
