@@ -36,10 +36,10 @@ const RequireEnv = "REGIONCACHE_REQUIRE_REDIS"
 // Server is a private redis-server process. Its methods are safe for
 // concurrent use.
 type Server struct {
-	tb    testing.TB
-	bin   string
-	dir   string
-	port  int
+	tb       testing.TB
+	bin      string
+	dir      string
+	port     int
 	extra    []string // more redis-server arguments
 	sentinel string   // a sentinel's configuration file ("": a server)
 
