@@ -146,6 +146,14 @@ func (p Proxy) StoreFile(ctx context.Context, key string, f *os.File, e Entry, m
 	return fmt.Errorf("proxy: StoreFile: %w", ErrUnsupported)
 }
 
+// SetFenced implements FencedSetter through Next, or declines.
+func (p Proxy) SetFenced(ctx context.Context, key string, e Entry, h lock.Handle) error {
+	if f, ok := p.Next.(FencedSetter); ok {
+		return f.SetFenced(ctx, key, e, h)
+	}
+	return fmt.Errorf("proxy: SetFenced: %w", ErrUnsupported)
+}
+
 // CreateTemp implements TempFiler through Next, or in the system's
 // temporary directory.
 func (p Proxy) CreateTemp(pattern string) (*os.File, error) {

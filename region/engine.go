@@ -65,6 +65,7 @@ type slot[V any] struct {
 	idx      int         // position in the call, to hand keys to a creator in order
 	fl       *flight     // the flight this slot leads
 	h        lock.Handle // the lock this slot holds
+	absent   bool        // the creator had no value for the key (CachedMulti): nothing is stored or returned
 }
 
 func (sl *slot[V]) set(src source[V], v V) {
@@ -387,6 +388,8 @@ func (c *call[V]) release(sl *slot[V], err error) {
 		sl.fl = nil
 		if err != nil {
 			f.err = err
+		} else if sl.absent {
+			f.retry = true // nothing to share: waiters ask for the key themselves
 		} else if sl.has && c.src.shareable() {
 			f.val, f.has = sl.v, true
 		}
@@ -464,16 +467,20 @@ func (c *call[V]) createAndStore(ctx context.Context, slots []*slot[V]) (err err
 	}
 	s.lastCreate.Store(int64(took))
 	for _, sl := range slots {
-		s.event(ctx, EventCreated, sl.key, nil, took)
+		if !sl.absent {
+			s.event(ctx, EventCreated, sl.key, nil, took)
+		}
 	}
 	// A creator whose lock was lost must not overwrite what the new holder
 	// may have stored.
 	var keep []int
 	for i, sl := range slots {
+		if sl.absent {
+			continue
+		}
 		if chk, ok := sl.h.(lock.Checker); ok {
 			if err := chk.Check(ctx); err != nil {
-				s.logger.Warn("regioncache: lock lost while creating; not storing", "key", printable(sl.key), "err", err)
-				s.event(ctx, EventWriteError, sl.key, err, 0)
+				s.lockLost(ctx, sl.key, err)
 				continue
 			}
 		}
@@ -614,6 +621,14 @@ func (s *state) runAsync(bg *background, key string, regenerate func(context.Con
 		return
 	}
 	go job(bg.ctx)
+}
+
+// lockLost reports that a creator's lock was lost before its value was
+// stored: the value is returned to its caller but not stored, so that it
+// cannot overwrite what the lock's new holder stores.
+func (s *state) lockLost(ctx context.Context, key string, err error) {
+	s.logger.Warn("regioncache: lock lost while creating; the created value is returned but not stored", "region", s.name, "key", printable(key), "err", err)
+	s.event(ctx, EventLockLost, key, err, 0)
 }
 
 // lockWait takes the key's lock, counting a wait (with its duration) when it

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/lock"
 )
 
 // callCfg applies opts over the region's defaults.
@@ -158,6 +159,7 @@ func (v *valueSource[T]) store(ctx context.Context, slots []*slot[T], vs []T) []
 	var bks []string
 	var es []backends.Entry
 	var keys []string
+	fenced, _ := s.backend.(backends.FencedSetter)
 	for i, sl := range slots {
 		if !shouldCache(v.cfg, vs[i]) {
 			continue
@@ -167,6 +169,22 @@ func (v *valueSource[T]) store(ctx context.Context, slots []*slot[T], vs []T) []
 			s.logger.Warn("regioncache: cannot encode created value", "key", printable(sl.key), "err", err)
 			s.event(ctx, EventWriteError, sl.key, err, 0)
 			continue
+		}
+		if fenced != nil && sl.h != nil {
+			// The store succeeds only while sl's lock is still held.
+			err := fenced.SetFenced(ctx, sl.bk, e, sl.h)
+			switch {
+			case err == nil:
+				continue
+			case errors.Is(err, lock.ErrLost):
+				s.lockLost(ctx, sl.key, err)
+				continue
+			case !errors.Is(err, backends.ErrUnsupported):
+				s.logger.Warn("regioncache: cannot store created value", "key", printable(sl.key), "err", err)
+				s.event(ctx, EventWriteError, sl.key, err, 0)
+				continue
+			}
+			// A handle the backend did not hand out (WithLocker): a plain Set.
 		}
 		bks, es, keys = append(bks, sl.bk), append(es, e), append(keys, sl.key)
 	}

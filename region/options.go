@@ -285,9 +285,10 @@ const (
 	EventLockWait                     // a caller waited for another's lock
 	EventError                        // a creator or the backend failed
 	EventWriteError                   // storing a created value failed (the call did not)
+	EventLockLost                     // a creator's lock was lost before its store: the value was returned, not stored
 )
 
-var eventNames = [...]string{"hit", "miss", "stale-served", "created", "lock-wait", "error", "write-error"}
+var eventNames = [...]string{"hit", "miss", "stale-served", "created", "lock-wait", "error", "write-error", "lock-lost"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -297,13 +298,13 @@ func (k EventKind) String() string {
 }
 
 // numKinds is the number of event kinds.
-const numKinds = int(EventWriteError) + 1
+const numKinds = int(EventLockLost) + 1
 
 // Event is reported to an observer installed with WithObserver.
 type Event struct {
 	Kind EventKind
 	Key  string // the key as given by the caller (empty for some multi errors)
-	Err  error  // for EventError and EventWriteError
+	Err  error  // for EventError, EventWriteError and EventLockLost
 
 	// Context is the context of the call the event belongs to (for
 	// background work, the background context, which keeps the caller's

@@ -330,6 +330,7 @@ type Stats struct {
 	LockWaits   int64 // waits for another caller's creation or lock
 	Errors      int64 // creator failures and backend failures
 	WriteErrors int64 // created values that could not be stored (the calls succeeded)
+	LocksLost   int64 // created values not stored because the creator's lock was lost (fenced stores)
 }
 
 // counters are striped over padded cells so that hits on several cores do
@@ -377,7 +378,7 @@ func (r *Region) Stats() Stats {
 	st := Stats{Hits: c.sum(int(EventHit)), Misses: c.sum(int(EventMiss)),
 		StaleServed: c.sum(int(EventStaleServed)), Creations: c.sum(int(EventCreated)),
 		LockWaits: c.sum(int(EventLockWait)), Errors: c.sum(int(EventError)),
-		WriteErrors: c.sum(int(EventWriteError))}
+		WriteErrors: c.sum(int(EventWriteError)), LocksLost: c.sum(int(EventLockLost))}
 	st.Calls = st.Hits + st.Misses + st.StaleServed
 	return st
 }
