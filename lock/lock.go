@@ -70,3 +70,14 @@ type Waiter interface {
 	// after the call) free, or ctx's error. It holds nothing.
 	WaitUnlocked(ctx context.Context, key string) error
 }
+
+// HeldHinter is implemented by Lockers of locks shared between processes
+// that can tell, without a round trip, that a key's lock was recently found
+// held by another process and no release has been seen since. The answer may
+// lag a release by the time its announcement takes to arrive, so it is only
+// a hint: a region's stale readers use it to serve the stale value at once
+// instead of each trying the lock, and nothing uses it to decide that a key
+// is free.
+type HeldHinter interface {
+	HeldElsewhere(key string) bool
+}
