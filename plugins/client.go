@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/regioncache/regioncache/backends"
@@ -32,7 +34,21 @@ type config struct {
 	logger   *slog.Logger
 	checksum []byte
 	tempDir  string
+	maxValue int64
+	dialOpts []grpc.DialOption // tests only: e.g. a stats handler
 }
+
+// DefaultMaxValueSize is the largest value a plugin may hand the host in
+// memory (Get, GetMulti) unless WithMaxValueSize says otherwise.
+const DefaultMaxValueSize = 1 << 30
+
+// WithMaxValueSize sets the largest value, in bytes, that the host accepts
+// from the plugin in memory (default DefaultMaxValueSize); a larger one is
+// an error wrapping backends.ErrBadResult, and no more than the bytes
+// actually received (at most twice over, while growing) are ever
+// allocated for it, whatever size the plugin announces. File values
+// (OpenFile) go to disk and are bounded by the size the plugin announced.
+func WithMaxValueSize(n int64) Option { return func(c *config) { c.maxValue = n } }
 
 // WithName sets the name the plugin is called by in errors and logs. The
 // default is the executable's name without the regioncache-backend- prefix.
@@ -78,6 +94,10 @@ type Backend struct {
 	args   backends.Args
 	argsPB *structpb.Struct
 	cfg    config
+	keyed  *lock.Keyed // in front of the plugin's lock
+	// notShared is set once the plugin could not see a file of the host:
+	// file values are streamed from then on.
+	notShared atomic.Bool
 
 	caps declared
 	ttl  time.Duration
@@ -90,19 +110,43 @@ type Backend struct {
 
 // proc is one running plugin process.
 type proc struct {
-	client *plugin.Client
-	rpc    pb.BackendClient
-	host   *os.File // write end of the host-liveness pipe; nil on Windows
-	dead   atomic.Bool
-	pid    int
-	gen    uint64
+	client  *plugin.Client
+	rpc     pb.BackendClient
+	host    *os.File // write end of the host-liveness pipe; nil on Windows
+	dead    atomic.Bool
+	pid     int
+	gen     uint64
+	version int // the negotiated protocol version
+
+	muxMu sync.Mutex
+	mux   *mux // nil until the first small call, or after it broke
 }
 
 func (p *proc) alive() bool { return !p.dead.Load() && !p.client.Exited() }
 
+// calls returns the process's Calls stream, opening it if needed.
+func (p *proc) calls() (*mux, error) {
+	p.muxMu.Lock()
+	defer p.muxMu.Unlock()
+	if p.mux != nil && !p.mux.broken() {
+		return p.mux, nil
+	}
+	m, err := newMux(p.rpc)
+	if err != nil {
+		return nil, err
+	}
+	p.mux = m
+	return m, nil
+}
+
 // kill stops the process (gracefully if it can) and forgets it.
 func (p *proc) kill() {
 	p.dead.Store(true)
+	p.muxMu.Lock()
+	if p.mux != nil {
+		p.mux.close()
+	}
+	p.muxMu.Unlock()
 	p.client.Kill()
 	if p.host != nil {
 		p.host.Close()
@@ -130,7 +174,7 @@ var (
 )
 
 func acquireGroup(path string, cfg *config) *group {
-	key := fmt.Sprintf("%s\x00%x\x00%p", path, cfg.checksum, cfg.logger)
+	key := fmt.Sprintf("%s\x00%x\x00%p\x00%d\x00%p", path, cfg.checksum, cfg.logger, cfg.maxValue, cfg.dialOpts)
 	groupsMu.Lock()
 	defer groupsMu.Unlock()
 	g, ok := groups[key]
@@ -207,7 +251,7 @@ func Open(path string, args backends.Args, opts ...Option) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", cfg.name, err)
 	}
-	b := &Backend{g: acquireGroup(abs, cfg), args: args.Clone(), argsPB: s, cfg: *cfg}
+	b := &Backend{g: acquireGroup(abs, cfg), args: args.Clone(), argsPB: s, cfg: *cfg, keyed: lock.NewKeyed()}
 	if _, _, err := b.conn(); err != nil {
 		b.g.release()
 		return nil, err
@@ -236,10 +280,9 @@ func launch(path string, cfg *config) (*proc, error) {
 		secure = &plugin.SecureConfig{Checksum: cfg.checksum, Hash: newHash()}
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: Handshake(),
-		VersionedPlugins: map[int]plugin.PluginSet{
-			ProtocolVersion: {pluginKey: &grpcPlugin{}},
-		},
+		HandshakeConfig:  Handshake(),
+		VersionedPlugins: pluginSets(nil),
+		GRPCDialOptions:  cfg.dialOpts,
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		SecureConfig:     secure,
@@ -262,8 +305,8 @@ func launch(path string, cfg *config) (*proc, error) {
 			if m := pluginVersionRE.FindStringSubmatch(err.Error()); m != nil {
 				v = "version " + m[1]
 			}
-			return nil, fmt.Errorf("plugin %s: %w: %s speaks plugin protocol %s, this host speaks version %d; rebuild the plugin against a regioncache release that speaks version %d (%v)",
-				name, ErrProtocolVersion, path, v, ProtocolVersion, ProtocolVersion, err)
+			return nil, fmt.Errorf("plugin %s: %w: %s speaks plugin protocol %s, this host speaks versions %d to %d; rebuild the plugin against a regioncache release that speaks one of them (%v)",
+				name, ErrProtocolVersion, path, v, MinProtocolVersion, ProtocolVersion, err)
 		default:
 			return nil, fmt.Errorf("plugin %s: starting %s: %w", name, path, err)
 		}
@@ -271,6 +314,7 @@ func launch(path string, cfg *config) (*proc, error) {
 	if r := client.ReattachConfig(); r != nil {
 		p.pid = r.Pid
 	}
+	p.version = client.NegotiatedVersion()
 	track(p)
 	raw, err := rc.Dispense(pluginKey)
 	if err != nil {
@@ -314,6 +358,9 @@ func newConfig(path string, opts []Option) *config {
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
+	}
+	if cfg.maxValue <= 0 {
+		cfg.maxValue = DefaultMaxValueSize
 	}
 	return cfg
 }
@@ -413,18 +460,47 @@ func (b *Backend) Close() error {
 
 func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	var e backends.Entry
-	err := b.call(ctx, func(c pb.BackendClient, id uint64) error {
-		r, err := c.Get(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
-		if err != nil {
-			return err
+	p, id, err := b.conn()
+	if err != nil {
+		return e, err
+	}
+	var r *pb.GetResponse
+	if p.version >= 2 {
+		var rep *pb.Reply
+		rep, err = b.muxCall(ctx, p, &pb.Call{Get: &pb.KeyRequest{Instance: id, Key: []byte(key)}})
+		if err == nil {
+			if r = rep.Get; r == nil {
+				err = fmt.Errorf("plugin %s: %w: Get answered without an answer", b.cfg.name, backends.ErrBadResult)
+			}
 		}
+	} else {
+		r, err = p.rpc.Get(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
+	}
+	if err == nil {
 		if !r.Found {
-			return errNotFound
+			err = errNotFound
+		} else {
+			e, err = b.received(ctx, p.rpc, r)
 		}
-		e, err = b.received(ctx, c, r)
-		return err
-	})
-	return e, err
+	}
+	if err != nil {
+		return e, b.fail(ctx, p, err)
+	}
+	return e, nil
+}
+
+// muxCall runs a small call on p's Calls stream; the error is a status, as
+// a unary call's would be.
+func (b *Backend) muxCall(ctx context.Context, p *proc, c *pb.Call) (*pb.Reply, error) {
+	m, err := p.calls()
+	if err != nil {
+		return nil, err
+	}
+	r, err := m.do(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return r, statusOf(r)
 }
 
 // errNotFound is how a miss travels inside call: as a status, so that it
@@ -432,21 +508,26 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 var errNotFound = toStatus(backends.ErrNotFound)
 
 // received completes a found GetResponse, fetching a streamed payload.
+// Nothing the plugin says is trusted: the announced size must be within
+// WithMaxValueSize, the buffer grows with the bytes actually received (to
+// at most twice them, never to the announced size up front), and a stream
+// that sends more or less than it announced is an error.
 func (b *Backend) received(ctx context.Context, c pb.BackendClient, r *pb.GetResponse) (backends.Entry, error) {
 	e := entryOf(r.Meta)
 	if r.TransferId == 0 {
 		e.Payload = payloadOf(r.Payload)
 		return e, nil
 	}
+	if r.Size < 0 || r.Size > b.cfg.maxValue {
+		return e, fmt.Errorf("plugin %s: %w: a value of %d bytes announced (the limit is %d, see WithMaxValueSize)", b.cfg.name, backends.ErrBadResult, r.Size, b.cfg.maxValue)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream if we stop reading early
 	st, err := c.Fetch(ctx, &pb.FetchRequest{TransferId: r.TransferId})
 	if err != nil {
 		return e, err
 	}
-	size := r.Size
-	if size < 0 || size > 1<<40 {
-		size = 0
-	}
-	buf := make([]byte, 0, size)
+	var buf []byte
 	for {
 		ch, err := st.Recv()
 		if err == io.EOF {
@@ -455,12 +536,22 @@ func (b *Backend) received(ctx context.Context, c pb.BackendClient, r *pb.GetRes
 		if err != nil {
 			return e, err
 		}
+		if int64(len(buf))+int64(len(ch.Data)) > r.Size {
+			return e, fmt.Errorf("plugin %s: %w: the plugin streamed more than the %d bytes it announced", b.cfg.name, backends.ErrBadResult, r.Size)
+		}
+		if len(buf)+len(ch.Data) > cap(buf) {
+			// Grow to twice what arrived, capped by the announced size.
+			n := min(max(2*(len(buf)+len(ch.Data)), 64<<10), int(r.Size))
+			nb := make([]byte, len(buf), n)
+			copy(nb, buf)
+			buf = nb
+		}
 		buf = append(buf, ch.Data...)
 	}
 	if int64(len(buf)) != r.Size {
-		return e, fmt.Errorf("%w: plugin streamed %d bytes of a %d-byte value", ErrPluginExited, len(buf), r.Size)
+		return e, fmt.Errorf("plugin %s: %w: the plugin streamed %d bytes of a %d-byte value", b.cfg.name, backends.ErrBadResult, len(buf), r.Size)
 	}
-	e.Payload = buf
+	e.Payload = payloadOf(buf)
 	return e, nil
 }
 
@@ -483,7 +574,24 @@ func sendEntry(send func(*pb.SetFrame) error, id uint64, key string, e *backends
 }
 
 func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
+	return b.set(ctx, key, e, 0)
+}
+
+// set stores e, fenced by the plugin-side lock handle fence if it is not 0.
+func (b *Backend) set(ctx context.Context, key string, e backends.Entry, fence uint64) error {
+	p, id, err := b.conn()
+	if err != nil {
+		return err
+	}
+	if fence == 0 && p.version >= 2 && len(e.Payload) <= muxInline {
+		_, err := b.muxCall(ctx, p, &pb.Call{Set: &pb.SetRequest{Instance: id, Key: []byte(key), Meta: metaOf(&e), Payload: e.Payload}})
+		return b.fail(ctx, p, err)
+	}
 	return b.call(ctx, func(c pb.BackendClient, id uint64) error {
+		if fence != 0 && len(e.Payload) <= ChunkSize {
+			_, err := c.SetFenced(ctx, &pb.SetRequest{Instance: id, Key: []byte(key), Meta: metaOf(&e), Payload: e.Payload, FenceHandle: fence})
+			return err
+		}
 		if len(e.Payload) <= ChunkSize {
 			_, err := c.Set(ctx, &pb.SetRequest{Instance: id, Key: []byte(key), Meta: metaOf(&e), Payload: e.Payload})
 			return err
@@ -492,7 +600,16 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 		if err != nil {
 			return err
 		}
-		if err := sendEntry(st.Send, id, key, &e); err != nil && err != io.EOF {
+		send := st.Send
+		if fence != 0 {
+			send = func(f *pb.SetFrame) error {
+				if f.Key != nil {
+					f.FenceHandle = fence
+				}
+				return st.Send(f)
+			}
+		}
+		if err := sendEntry(send, id, key, &e); err != nil && err != io.EOF {
 			return err
 		}
 		_, err = st.CloseAndRecv()
@@ -501,6 +618,14 @@ func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
 }
 
 func (b *Backend) Delete(ctx context.Context, key string) error {
+	p, id, err := b.conn()
+	if err != nil {
+		return err
+	}
+	if p.version >= 2 {
+		_, err := b.muxCall(ctx, p, &pb.Call{Delete: &pb.KeyRequest{Instance: id, Key: []byte(key)}})
+		return b.fail(ctx, p, err)
+	}
 	return b.call(ctx, func(c pb.BackendClient, id uint64) error {
 		_, err := c.Delete(ctx, &pb.KeyRequest{Instance: id, Key: []byte(key)})
 		return err
@@ -543,7 +668,7 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entr
 				return err
 			}
 			if len(r.Entries) != len(batch) {
-				return fmt.Errorf("%w: GetMulti answered %d entries for %d keys", backends.ErrUnsupported, len(r.Entries), len(batch))
+				return fmt.Errorf("%w: GetMulti answered %d entries for %d keys", backends.ErrBadResult, len(r.Entries), len(batch))
 			}
 			for _, g := range r.Entries {
 				if !g.Found {
@@ -620,7 +745,10 @@ func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
 		if err != nil {
 			return err
 		}
-		n = int(r.Count)
+		if r.Count < 0 {
+			return fmt.Errorf("%w: EvictTag answered a count of %d", backends.ErrBadResult, r.Count)
+		}
+		n = int(min(r.Count, int64(math.MaxInt)))
 		return nil
 	})
 	return n, err
@@ -671,6 +799,9 @@ func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
 		if err != nil {
 			return err
 		}
+		if r.Entries < 0 || r.Bytes < 0 {
+			return fmt.Errorf("%w: StorageStats answered %d entries of %d bytes", backends.ErrBadResult, r.Entries, r.Bytes)
+		}
 		s = backends.Stats{Entries: r.Entries, Bytes: r.Bytes}
 		return nil
 	})
@@ -678,11 +809,14 @@ func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
 }
 
 // Locker implements backends.Locking (capability lock): the plugin's own
-// lock. Lock waits in the plugin and honours ctx: cancelling it cancels the
-// wait there. The context the plugin's backend took the lock with ends when
-// ctx ends (not when the call returns), so a lock bound to its context keeps
-// that meaning. A handle taken before the plugin restarted reports
-// lock.ErrLost on Unlock.
+// lock, behind an in-process keyed mutex, so that the goroutines of this
+// process waiting for one key make one pending Lock call to the plugin, not
+// one each (and TryLock of a key held in this process answers without a
+// call). Lock waits in the plugin and honours ctx: cancelling it cancels
+// the wait there. The context the plugin's backend took the lock with ends
+// when ctx ends (not when the call returns), so a lock bound to its context
+// keeps that meaning. A handle taken before the plugin restarted reports
+// lock.ErrLost on Unlock, and SetFenced with it stores nothing.
 // A plugin whose backend has no lock gives nil.
 func (b *Backend) Locker() lock.Locker {
 	if !b.caps.has(declLock) {
@@ -700,6 +834,8 @@ type remoteHandle struct {
 	b        *Backend
 	p        *proc
 	id       uint64
+	key      string
+	local    lock.Handle // the in-process keyed mutex
 	released atomic.Bool
 	stop     func() bool // stops forwarding the end of the Lock context
 }
@@ -709,6 +845,32 @@ func (l remoteLocker) lock(ctx context.Context, key string, try bool) (lock.Hand
 	if !b.caps.has(declLock) {
 		return nil, false, b.unsupported("locks")
 	}
+	var local lock.Handle
+	if try {
+		h, ok, err := b.keyed.TryLock(ctx, key)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		local = h
+	} else {
+		h, err := b.keyed.Lock(ctx, key)
+		if err != nil {
+			return nil, false, fmt.Errorf("plugin %s: %w", b.cfg.name, err)
+		}
+		local = h
+	}
+	h, ok, err := l.remote(ctx, key, try)
+	if err != nil || !ok {
+		_ = local.Unlock()
+		return nil, false, err
+	}
+	h.local = local
+	return h, true, nil
+}
+
+// remote takes key's lock in the plugin.
+func (l remoteLocker) remote(ctx context.Context, key string, try bool) (*remoteHandle, bool, error) {
+	b := l.b
 	p, id, err := b.conn()
 	if err != nil {
 		return nil, false, err
@@ -736,7 +898,7 @@ func (l remoteLocker) lock(ctx context.Context, key string, try bool) (lock.Hand
 	if !r.Acquired {
 		return nil, false, nil
 	}
-	h := &remoteHandle{b: b, p: p, id: r.Handle}
+	h := &remoteHandle{b: b, p: p, id: r.Handle, key: key}
 	h.stop = context.AfterFunc(ctx, func() {
 		if !h.released.Load() && p.alive() {
 			c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -760,6 +922,7 @@ func (h *remoteHandle) Unlock() error {
 	if h.released.Swap(true) {
 		return fmt.Errorf("plugin %s: %w", h.b.cfg.name, lock.ErrReleased)
 	}
+	defer h.local.Unlock()
 	h.stop()
 	if !h.p.alive() {
 		return fmt.Errorf("plugin %s: %w: the plugin process holding it exited", h.b.cfg.name, lock.ErrLost)
@@ -774,4 +937,34 @@ func (h *remoteHandle) Unlock() error {
 		return err
 	}
 	return nil
+}
+
+// SetFenced implements backends.FencedSetter: e is stored only while h, a
+// handle of this Backend's Locker, still holds key's lock in the plugin. A
+// handle taken before the plugin process restarted holds nothing any more:
+// nothing is stored and the error wraps lock.ErrLost. The plugin stores
+// with its backend's own SetFenced when it has one (so a lease that ran out
+// is caught by the store itself), else it checks that it still holds the
+// handle and stores. A handle of another locker, or a plugin speaking
+// protocol version 1, gives an error wrapping backends.ErrUnsupported (the
+// caller then stores with Set).
+func (b *Backend) SetFenced(ctx context.Context, key string, e backends.Entry, h lock.Handle) error {
+	rh, ok := h.(*remoteHandle)
+	if !ok || rh.b != b || rh.key != key {
+		return b.unsupported("fenced store with a handle that is not this plugin's lock of that key")
+	}
+	if rh.released.Load() {
+		return fmt.Errorf("plugin %s: %w: the lock was released before the store", b.cfg.name, lock.ErrLost)
+	}
+	p, _, err := b.conn()
+	if err != nil {
+		return err
+	}
+	if p != rh.p || !p.alive() {
+		return fmt.Errorf("plugin %s: %w: the plugin process that held the lock exited", b.cfg.name, lock.ErrLost)
+	}
+	if p.version < 2 {
+		return b.unsupported("fenced stores (the plugin speaks protocol version 1)")
+	}
+	return b.set(ctx, key, e, rh.id)
 }

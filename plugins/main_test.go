@@ -15,7 +15,10 @@ import (
 var binDir string
 
 // testPlugins are the names the test plugin binary is installed under.
-var testPlugins = []string{"memory", "filesystem", "rawfs", "redis", "broken", "v99"}
+var testPlugins = []string{"memory", "filesystem", "rawfs", "redis", "broken", "v99", "locks"}
+
+// hostilePlugins are the names the hostile plugin binary is installed under.
+var hostilePlugins = []string{"hostile", "hostile-garbage", "hostile-v1"}
 
 // pluginPath returns the path of the test plugin serving backend name.
 func pluginPath(name string) string { return filepath.Join(binDir, exe(Prefix+name)) }
@@ -41,6 +44,19 @@ func runMain(m *testing.M) int {
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the test plugin:", err)
 		return 1
+	}
+	hostile := filepath.Join(dir, exe("hostile"))
+	cmd = exec.Command("go", "build", "-o", hostile, "./internal/hostile")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the hostile plugin:", err)
+		return 1
+	}
+	for _, n := range hostilePlugins {
+		if err := copyFile(hostile, pluginPath(n)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	cmd = exec.Command("go", "build", "-o", pluginPath("bolt"), "../examples/plugins/boltbackend")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

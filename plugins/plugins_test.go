@@ -125,7 +125,7 @@ func TestUnknownProtocolVersion(t *testing.T) {
 	if !errors.Is(err, ErrProtocolVersion) {
 		t.Fatalf("Open(v99) = %v, want ErrProtocolVersion", err)
 	}
-	for _, s := range []string{"plugin v99", "version 99", "speaks version 1"} {
+	for _, s := range []string{"plugin v99", "version 99", "speaks versions 1 to 2"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not say %q", err, s)
 		}

@@ -65,8 +65,12 @@ func TestKillMidCall(t *testing.T) {
 		at  time.Time
 	}
 	done := make(chan result, 1)
+	// Another Backend of the same plugin process: the in-process keyed
+	// mutex in front of b's lock would hold the waiter in this process.
+	b2 := openT(t, "bolt", backends.Args{"base_dir": b.args["base_dir"]})
+	l2 := backends.LockerOf(b2)
 	go func() {
-		_, err := l.Lock(ctx, "k") // blocks in the plugin
+		_, err := l2.Lock(ctx, "k") // blocks in the plugin
 		done <- result{err, time.Now()}
 	}()
 	select {

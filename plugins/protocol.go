@@ -6,15 +6,32 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/plugins/internal/pb"
 )
 
-// ProtocolVersion is the plugin protocol version this package speaks (both
-// as host and as plugin). A later, incompatible protocol gets a new number;
-// hosts and plugins negotiate the highest version both speak, so a host can
-// speak several.
-const ProtocolVersion = 1
+// ProtocolVersion is the newest plugin protocol version this package speaks
+// (both as host and as plugin); it also speaks every version down to
+// MinProtocolVersion. Hosts and plugins negotiate the highest version both
+// speak in the go-plugin handshake. Version 2 adds multiplexed small calls,
+// fenced stores, plugin information and file hand-over by path (see
+// backend.proto); a host talking to a version-1 plugin does without them.
+const ProtocolVersion = 2
+
+// MinProtocolVersion is the oldest plugin protocol version this package
+// speaks.
+const MinProtocolVersion = 1
+
+// pluginSets returns the go-plugin plugin sets of every protocol version
+// this package speaks; srv is nil on the host side. All versions share one
+// server and client: the host checks the negotiated version before using
+// what a version added.
+func pluginSets(srv *server) map[int]plugin.PluginSet {
+	sets := make(map[int]plugin.PluginSet)
+	for v := MinProtocolVersion; v <= ProtocolVersion; v++ {
+		sets[v] = plugin.PluginSet{pluginKey: &grpcPlugin{srv: srv}}
+	}
+	return sets
+}
 
 // ChunkSize is the largest payload carried in one message. Larger payloads
 // are streamed in chunks of this size.
@@ -38,14 +55,14 @@ func Handshake() plugin.HandshakeConfig {
 	}
 }
 
-// grpcPlugin is the go-plugin plugin of protocol version 1.
+// grpcPlugin is the go-plugin plugin of every protocol version.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	factory backends.Factory // plugin side only
+	srv *server // plugin side only
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterBackendServer(s, newServer(p.factory))
+	pb.RegisterBackendServer(s, p.srv)
 	return nil
 }
 

@@ -33,19 +33,33 @@ import (
 //
 // In a plugin process, backends.Open does not find other plugins by name
 // (a plugin on REGIONCACHE_PLUGIN_PATH would otherwise find itself).
-func Serve(f backends.Factory) {
+func Serve(f backends.Factory, opts ...ServeOption) {
+	var sc serveConfig
+	for _, o := range opts {
+		o(&sc)
+	}
 	serving.Store(true)
 	slog.SetDefault(pluginLogger(os.Stderr))
 	watchHost()
+	srv := newServer(f)
+	srv.version = sc.version
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake(),
-		VersionedPlugins: map[int]plugin.PluginSet{
-			ProtocolVersion: {pluginKey: &grpcPlugin{factory: f}},
-		},
-		GRPCServer: plugin.DefaultGRPCServer,
+		HandshakeConfig:  Handshake(),
+		VersionedPlugins: pluginSets(srv),
+		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 	os.Exit(0)
 }
+
+// ServeOption configures Serve.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct{ version string }
+
+// WithVersion sets the plugin program's own version (for example its
+// release, "v1.4.2"), which hosts show: 'regioncache plugin list' and
+// Describe report it.
+func WithVersion(v string) ServeOption { return func(c *serveConfig) { c.version = v } }
 
 // transferTTL is how long a large payload announced by Get waits for the
 // host's Fetch before it is dropped.
@@ -54,6 +68,7 @@ const transferTTL = time.Minute
 type server struct {
 	pb.UnimplementedBackendServer
 	factory backends.Factory
+	version string // the plugin program's own version
 
 	mu        sync.Mutex
 	instances map[uint64]backends.Backend
@@ -68,8 +83,10 @@ type server struct {
 // heldLock is a lock held for the host, with the cancel function of the
 // context it was taken with.
 type heldLock struct {
-	h      lock.Handle
-	cancel context.CancelFunc
+	h        lock.Handle
+	cancel   context.CancelFunc
+	instance uint64
+	key      string
 }
 
 func newServer(f backends.Factory) *server {
@@ -252,11 +269,17 @@ func (s *server) SetStream(stream pb.Backend_SetStreamServer) error {
 	if err != nil {
 		return err
 	}
+	fence, instance := r.first.FenceHandle, r.first.Instance
 	key, e, err := r.next()
 	if err != nil {
 		return toStatus(err)
 	}
-	if err := b.Set(stream.Context(), key, e); err != nil {
+	if fence != 0 {
+		err = s.setFenced(stream.Context(), instance, b, fence, key, e)
+	} else {
+		err = b.Set(stream.Context(), key, e)
+	}
+	if err != nil {
 		return toStatus(err)
 	}
 	return stream.SendAndClose(&pb.Empty{})
@@ -353,7 +376,7 @@ func (s *server) locker(id uint64) (lock.Locker, error) {
 
 // keep records a granted lock under the host's handle id (or a new one),
 // unless the host already abandoned it, in which case it is released.
-func (s *server) keep(id uint64, h lock.Handle, cancel context.CancelFunc) uint64 {
+func (s *server) keep(id uint64, h lock.Handle, cancel context.CancelFunc, instance uint64, key string) uint64 {
 	if id == 0 {
 		id = s.nextID.Add(1) | 1<<63 // never collides with host-chosen ids
 	}
@@ -365,7 +388,7 @@ func (s *server) keep(id uint64, h lock.Handle, cancel context.CancelFunc) uint6
 		cancel()
 		return id
 	}
-	s.handles[id] = heldLock{h, cancel}
+	s.handles[id] = heldLock{h, cancel, instance, key}
 	s.tmu.Unlock()
 	return id
 }
@@ -403,7 +426,7 @@ func (s *server) Lock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse
 		cancel()
 		return nil, toStatus(ctx.Err())
 	}
-	return &pb.LockResponse{Acquired: true, Handle: s.keep(req.Handle, h, cancel)}, nil
+	return &pb.LockResponse{Acquired: true, Handle: s.keep(req.Handle, h, cancel, req.Instance, string(req.Key))}, nil
 }
 
 func (s *server) TryLock(ctx context.Context, req *pb.KeyRequest) (*pb.LockResponse, error) {
@@ -423,7 +446,7 @@ func (s *server) TryLock(ctx context.Context, req *pb.KeyRequest) (*pb.LockRespo
 		cancel()
 		return nil, toStatus(ctx.Err())
 	}
-	return &pb.LockResponse{Acquired: true, Handle: s.keep(req.Handle, h, cancel)}, nil
+	return &pb.LockResponse{Acquired: true, Handle: s.keep(req.Handle, h, cancel, req.Instance, string(req.Key))}, nil
 }
 
 func (s *server) Unlock(ctx context.Context, req *pb.UnlockRequest) (*pb.Empty, error) {

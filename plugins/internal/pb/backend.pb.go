@@ -1,4 +1,11 @@
-// The regioncache backend plugin protocol, version 1.
+// The regioncache backend plugin protocol, versions 1 and 2.
+//
+// Version 2 adds (a version-1 peer never sees them: the host uses them only
+// when the handshake negotiated version 2): Info; Calls, one long-lived
+// stream per plugin process that multiplexes small Get, Set and Delete
+// calls by id (and carries several per message when they arrive together);
+// SetFenced and SetFrame.fence_handle; CreateTemp and StoreFilePath, which
+// hand a file over by path when host and plugin share a filesystem.
 //
 // A plugin process serves every backend instance its host opens from that
 // executable: Open returns an instance id that the other calls carry, and
@@ -641,11 +648,13 @@ func (x *Chunk) GetData() []byte {
 }
 
 type SetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,4,opt,name=instance,proto3" json:"instance,omitempty"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint64                 `protobuf:"varint,4,opt,name=instance,proto3" json:"instance,omitempty"`
+	Key      []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Meta     *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	Payload  []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	// For SetFenced: the lock handle that must still be held.
+	FenceHandle   uint64 `protobuf:"varint,5,opt,name=fence_handle,json=fenceHandle,proto3" json:"fence_handle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -708,17 +717,26 @@ func (x *SetRequest) GetPayload() []byte {
 	return nil
 }
 
+func (x *SetRequest) GetFenceHandle() uint64 {
+	if x != nil {
+		return x.FenceHandle
+	}
+	return 0
+}
+
 // SetFrame is a piece of one entry. The first frame of an entry carries its
 // instance (first frame of the stream), key, metadata and size; the frame
 // with end set closes it.
 type SetFrame struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,6,opt,name=instance,proto3" json:"instance,omitempty"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
-	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
-	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
-	End           bool                   `protobuf:"varint,5,opt,name=end,proto3" json:"end,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint64                 `protobuf:"varint,6,opt,name=instance,proto3" json:"instance,omitempty"`
+	Key      []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Meta     *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	Size     int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Data     []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	End      bool                   `protobuf:"varint,5,opt,name=end,proto3" json:"end,omitempty"`
+	// Version 2, SetStream only: store only while this lock handle is held.
+	FenceHandle   uint64 `protobuf:"varint,7,opt,name=fence_handle,json=fenceHandle,proto3" json:"fence_handle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -793,6 +811,13 @@ func (x *SetFrame) GetEnd() bool {
 		return x.End
 	}
 	return false
+}
+
+func (x *SetFrame) GetFenceHandle() uint64 {
+	if x != nil {
+		return x.FenceHandle
+	}
+	return 0
 }
 
 type LockResponse struct {
@@ -1177,6 +1202,539 @@ func (x *FileFrame) GetData() []byte {
 	return nil
 }
 
+type InfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plugin program's own version (plugins.Serve's WithVersion), or "".
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The protocol versions the plugin speaks.
+	Protocols     []int32 `protobuf:"varint,2,rep,packed,name=protocols,proto3" json:"protocols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InfoResponse) Reset() {
+	*x = InfoResponse{}
+	mi := &file_backend_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InfoResponse) ProtoMessage() {}
+
+func (x *InfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
+func (*InfoResponse) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *InfoResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetProtocols() []int32 {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+// Call is one multiplexed call. Exactly one of get, set, delete is set,
+// unless cancel is: then the call with that id is to be cancelled.
+type Call struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Get           *KeyRequest            `protobuf:"bytes,2,opt,name=get,proto3" json:"get,omitempty"`
+	Set           *SetRequest            `protobuf:"bytes,3,opt,name=set,proto3" json:"set,omitempty"`
+	Delete        *KeyRequest            `protobuf:"bytes,4,opt,name=delete,proto3" json:"delete,omitempty"`
+	Cancel        bool                   `protobuf:"varint,5,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Call) Reset() {
+	*x = Call{}
+	mi := &file_backend_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Call) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Call) ProtoMessage() {}
+
+func (x *Call) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Call.ProtoReflect.Descriptor instead.
+func (*Call) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Call) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Call) GetGet() *KeyRequest {
+	if x != nil {
+		return x.Get
+	}
+	return nil
+}
+
+func (x *Call) GetSet() *SetRequest {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *Call) GetDelete() *KeyRequest {
+	if x != nil {
+		return x.Delete
+	}
+	return nil
+}
+
+func (x *Call) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+type CallBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*Call                `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallBatch) Reset() {
+	*x = CallBatch{}
+	mi := &file_backend_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallBatch) ProtoMessage() {}
+
+func (x *CallBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallBatch.ProtoReflect.Descriptor instead.
+func (*CallBatch) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CallBatch) GetCalls() []*Call {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+// Reply answers the call with the same id: code and message are its error
+// (a gRPC status code, 0 for none); get is Get's answer.
+type Reply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Code          uint32                 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Get           *GetResponse           `protobuf:"bytes,4,opt,name=get,proto3" json:"get,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reply) Reset() {
+	*x = Reply{}
+	mi := &file_backend_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reply) ProtoMessage() {}
+
+func (x *Reply) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reply.ProtoReflect.Descriptor instead.
+func (*Reply) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Reply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Reply) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *Reply) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Reply) GetGet() *GetResponse {
+	if x != nil {
+		return x.Get
+	}
+	return nil
+}
+
+type ReplyBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replies       []*Reply               `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplyBatch) Reset() {
+	*x = ReplyBatch{}
+	mi := &file_backend_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyBatch) ProtoMessage() {}
+
+func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
+func (*ReplyBatch) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReplyBatch) GetReplies() []*Reply {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
+type CreateTempRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Pattern       string                 `protobuf:"bytes,2,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTempRequest) Reset() {
+	*x = CreateTempRequest{}
+	mi := &file_backend_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTempRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTempRequest) ProtoMessage() {}
+
+func (x *CreateTempRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTempRequest.ProtoReflect.Descriptor instead.
+func (*CreateTempRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateTempRequest) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *CreateTempRequest) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+// FileRef names a file and identifies it.
+type FileRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Dev           uint64                 `protobuf:"varint,2,opt,name=dev,proto3" json:"dev,omitempty"`
+	Ino           uint64                 `protobuf:"varint,3,opt,name=ino,proto3" json:"ino,omitempty"`
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileRef) Reset() {
+	*x = FileRef{}
+	mi := &file_backend_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileRef) ProtoMessage() {}
+
+func (x *FileRef) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileRef.ProtoReflect.Descriptor instead.
+func (*FileRef) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *FileRef) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileRef) GetDev() uint64 {
+	if x != nil {
+		return x.Dev
+	}
+	return 0
+}
+
+func (x *FileRef) GetIno() uint64 {
+	if x != nil {
+		return x.Ino
+	}
+	return 0
+}
+
+func (x *FileRef) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type StorePathRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Meta          *Meta                  `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
+	File          *FileRef               `protobuf:"bytes,4,opt,name=file,proto3" json:"file,omitempty"`
+	Move          bool                   `protobuf:"varint,5,opt,name=move,proto3" json:"move,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorePathRequest) Reset() {
+	*x = StorePathRequest{}
+	mi := &file_backend_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorePathRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorePathRequest) ProtoMessage() {}
+
+func (x *StorePathRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorePathRequest.ProtoReflect.Descriptor instead.
+func (*StorePathRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *StorePathRequest) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *StorePathRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *StorePathRequest) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *StorePathRequest) GetFile() *FileRef {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *StorePathRequest) GetMove() bool {
+	if x != nil {
+		return x.Move
+	}
+	return false
+}
+
+type StorePathResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the plugin does not see the host's file at its path: the
+	// host streams it instead. Nothing was stored then.
+	Taken         bool `protobuf:"varint,1,opt,name=taken,proto3" json:"taken,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorePathResponse) Reset() {
+	*x = StorePathResponse{}
+	mi := &file_backend_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorePathResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorePathResponse) ProtoMessage() {}
+
+func (x *StorePathResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorePathResponse.ProtoReflect.Descriptor instead.
+func (*StorePathResponse) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *StorePathResponse) GetTaken() bool {
+	if x != nil {
+		return x.Taken
+	}
+	return false
+}
+
 var File_backend_proto protoreflect.FileDescriptor
 
 const file_backend_proto_rawDesc = "" +
@@ -1219,20 +1777,22 @@ const file_backend_proto_rawDesc = "" +
 	"\vtransfer_id\x18\x01 \x01(\x04R\n" +
 	"transferId\"\x1b\n" +
 	"\x05Chunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x85\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xa8\x01\n" +
 	"\n" +
 	"SetRequest\x12\x1a\n" +
 	"\binstance\x18\x04 \x01(\x04R\binstance\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12/\n" +
 	"\x04meta\x18\x02 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\"\xa3\x01\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\x12!\n" +
+	"\ffence_handle\x18\x05 \x01(\x04R\vfenceHandle\"\xc6\x01\n" +
 	"\bSetFrame\x12\x1a\n" +
 	"\binstance\x18\x06 \x01(\x04R\binstance\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12/\n" +
 	"\x04meta\x18\x02 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x10\n" +
-	"\x03end\x18\x05 \x01(\bR\x03end\"B\n" +
+	"\x03end\x18\x05 \x01(\bR\x03end\x12!\n" +
+	"\ffence_handle\x18\a \x01(\x04R\vfenceHandle\"B\n" +
 	"\fLockResponse\x12\x1a\n" +
 	"\bacquired\x18\x01 \x01(\bR\bacquired\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\x04R\x06handle\"'\n" +
@@ -1256,7 +1816,42 @@ const file_backend_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12/\n" +
 	"\x04meta\x18\x02 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data2\x8e\f\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"F\n" +
+	"\fInfoResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1c\n" +
+	"\tprotocols\x18\x02 \x03(\x05R\tprotocols\"\xd3\x01\n" +
+	"\x04Call\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
+	"\x03get\x18\x02 \x01(\v2!.regioncache.plugin.v1.KeyRequestR\x03get\x123\n" +
+	"\x03set\x18\x03 \x01(\v2!.regioncache.plugin.v1.SetRequestR\x03set\x129\n" +
+	"\x06delete\x18\x04 \x01(\v2!.regioncache.plugin.v1.KeyRequestR\x06delete\x12\x16\n" +
+	"\x06cancel\x18\x05 \x01(\bR\x06cancel\">\n" +
+	"\tCallBatch\x121\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1b.regioncache.plugin.v1.CallR\x05calls\"{\n" +
+	"\x05Reply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x124\n" +
+	"\x03get\x18\x04 \x01(\v2\".regioncache.plugin.v1.GetResponseR\x03get\"D\n" +
+	"\n" +
+	"ReplyBatch\x126\n" +
+	"\areplies\x18\x01 \x03(\v2\x1c.regioncache.plugin.v1.ReplyR\areplies\"I\n" +
+	"\x11CreateTempRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x18\n" +
+	"\apattern\x18\x02 \x01(\tR\apattern\"U\n" +
+	"\aFileRef\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x10\n" +
+	"\x03dev\x18\x02 \x01(\x04R\x03dev\x12\x10\n" +
+	"\x03ino\x18\x03 \x01(\x04R\x03ino\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"\xb9\x01\n" +
+	"\x10StorePathRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12/\n" +
+	"\x04meta\x18\x03 \x01(\v2\x1b.regioncache.plugin.v1.MetaR\x04meta\x122\n" +
+	"\x04file\x18\x04 \x01(\v2\x1e.regioncache.plugin.v1.FileRefR\x04file\x12\x12\n" +
+	"\x04move\x18\x05 \x01(\bR\x04move\")\n" +
+	"\x11StorePathResponse\x12\x14\n" +
+	"\x05taken\x18\x01 \x01(\bR\x05taken2\xb5\x0f\n" +
 	"\aBackend\x12O\n" +
 	"\x04Open\x12\".regioncache.plugin.v1.OpenRequest\x1a#.regioncache.plugin.v1.OpenResponse\x12M\n" +
 	"\x05Close\x12&.regioncache.plugin.v1.InstanceRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12L\n" +
@@ -1276,7 +1871,13 @@ const file_backend_proto_rawDesc = "" +
 	"\x04List\x12&.regioncache.plugin.v1.InstanceRequest\x1a .regioncache.plugin.v1.EntryInfo0\x01\x12\\\n" +
 	"\fStorageStats\x12&.regioncache.plugin.v1.InstanceRequest\x1a$.regioncache.plugin.v1.StatsResponse\x12Q\n" +
 	"\bOpenFile\x12!.regioncache.plugin.v1.KeyRequest\x1a .regioncache.plugin.v1.FileFrame0\x01\x12M\n" +
-	"\tStoreFile\x12 .regioncache.plugin.v1.FileFrame\x1a\x1c.regioncache.plugin.v1.Empty(\x01B8Z6github.com/regioncache/regioncache/plugins/internal/pbb\x06proto3"
+	"\tStoreFile\x12 .regioncache.plugin.v1.FileFrame\x1a\x1c.regioncache.plugin.v1.Empty(\x01\x12I\n" +
+	"\x04Info\x12\x1c.regioncache.plugin.v1.Empty\x1a#.regioncache.plugin.v1.InfoResponse\x12P\n" +
+	"\x05Calls\x12 .regioncache.plugin.v1.CallBatch\x1a!.regioncache.plugin.v1.ReplyBatch(\x010\x01\x12L\n" +
+	"\tSetFenced\x12!.regioncache.plugin.v1.SetRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12V\n" +
+	"\n" +
+	"CreateTemp\x12(.regioncache.plugin.v1.CreateTempRequest\x1a\x1e.regioncache.plugin.v1.FileRef\x12b\n" +
+	"\rStoreFilePath\x12'.regioncache.plugin.v1.StorePathRequest\x1a(.regioncache.plugin.v1.StorePathResponseB8Z6github.com/regioncache/regioncache/plugins/internal/pbb\x06proto3"
 
 var (
 	file_backend_proto_rawDescOnce sync.Once
@@ -1290,81 +1891,108 @@ func file_backend_proto_rawDescGZIP() []byte {
 	return file_backend_proto_rawDescData
 }
 
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_backend_proto_goTypes = []any{
-	(*Empty)(nil),            // 0: regioncache.plugin.v1.Empty
-	(*OpenRequest)(nil),      // 1: regioncache.plugin.v1.OpenRequest
-	(*OpenResponse)(nil),     // 2: regioncache.plugin.v1.OpenResponse
-	(*Meta)(nil),             // 3: regioncache.plugin.v1.Meta
-	(*InstanceRequest)(nil),  // 4: regioncache.plugin.v1.InstanceRequest
-	(*KeyRequest)(nil),       // 5: regioncache.plugin.v1.KeyRequest
-	(*KeysRequest)(nil),      // 6: regioncache.plugin.v1.KeysRequest
-	(*GetResponse)(nil),      // 7: regioncache.plugin.v1.GetResponse
-	(*GetMultiResponse)(nil), // 8: regioncache.plugin.v1.GetMultiResponse
-	(*FetchRequest)(nil),     // 9: regioncache.plugin.v1.FetchRequest
-	(*Chunk)(nil),            // 10: regioncache.plugin.v1.Chunk
-	(*SetRequest)(nil),       // 11: regioncache.plugin.v1.SetRequest
-	(*SetFrame)(nil),         // 12: regioncache.plugin.v1.SetFrame
-	(*LockResponse)(nil),     // 13: regioncache.plugin.v1.LockResponse
-	(*UnlockRequest)(nil),    // 14: regioncache.plugin.v1.UnlockRequest
-	(*TagRequest)(nil),       // 15: regioncache.plugin.v1.TagRequest
-	(*CountResponse)(nil),    // 16: regioncache.plugin.v1.CountResponse
-	(*EntryInfo)(nil),        // 17: regioncache.plugin.v1.EntryInfo
-	(*StatsResponse)(nil),    // 18: regioncache.plugin.v1.StatsResponse
-	(*FileFrame)(nil),        // 19: regioncache.plugin.v1.FileFrame
-	(*structpb.Struct)(nil),  // 20: google.protobuf.Struct
+	(*Empty)(nil),             // 0: regioncache.plugin.v1.Empty
+	(*OpenRequest)(nil),       // 1: regioncache.plugin.v1.OpenRequest
+	(*OpenResponse)(nil),      // 2: regioncache.plugin.v1.OpenResponse
+	(*Meta)(nil),              // 3: regioncache.plugin.v1.Meta
+	(*InstanceRequest)(nil),   // 4: regioncache.plugin.v1.InstanceRequest
+	(*KeyRequest)(nil),        // 5: regioncache.plugin.v1.KeyRequest
+	(*KeysRequest)(nil),       // 6: regioncache.plugin.v1.KeysRequest
+	(*GetResponse)(nil),       // 7: regioncache.plugin.v1.GetResponse
+	(*GetMultiResponse)(nil),  // 8: regioncache.plugin.v1.GetMultiResponse
+	(*FetchRequest)(nil),      // 9: regioncache.plugin.v1.FetchRequest
+	(*Chunk)(nil),             // 10: regioncache.plugin.v1.Chunk
+	(*SetRequest)(nil),        // 11: regioncache.plugin.v1.SetRequest
+	(*SetFrame)(nil),          // 12: regioncache.plugin.v1.SetFrame
+	(*LockResponse)(nil),      // 13: regioncache.plugin.v1.LockResponse
+	(*UnlockRequest)(nil),     // 14: regioncache.plugin.v1.UnlockRequest
+	(*TagRequest)(nil),        // 15: regioncache.plugin.v1.TagRequest
+	(*CountResponse)(nil),     // 16: regioncache.plugin.v1.CountResponse
+	(*EntryInfo)(nil),         // 17: regioncache.plugin.v1.EntryInfo
+	(*StatsResponse)(nil),     // 18: regioncache.plugin.v1.StatsResponse
+	(*FileFrame)(nil),         // 19: regioncache.plugin.v1.FileFrame
+	(*InfoResponse)(nil),      // 20: regioncache.plugin.v1.InfoResponse
+	(*Call)(nil),              // 21: regioncache.plugin.v1.Call
+	(*CallBatch)(nil),         // 22: regioncache.plugin.v1.CallBatch
+	(*Reply)(nil),             // 23: regioncache.plugin.v1.Reply
+	(*ReplyBatch)(nil),        // 24: regioncache.plugin.v1.ReplyBatch
+	(*CreateTempRequest)(nil), // 25: regioncache.plugin.v1.CreateTempRequest
+	(*FileRef)(nil),           // 26: regioncache.plugin.v1.FileRef
+	(*StorePathRequest)(nil),  // 27: regioncache.plugin.v1.StorePathRequest
+	(*StorePathResponse)(nil), // 28: regioncache.plugin.v1.StorePathResponse
+	(*structpb.Struct)(nil),   // 29: google.protobuf.Struct
 }
 var file_backend_proto_depIdxs = []int32{
-	20, // 0: regioncache.plugin.v1.OpenRequest.args:type_name -> google.protobuf.Struct
+	29, // 0: regioncache.plugin.v1.OpenRequest.args:type_name -> google.protobuf.Struct
 	3,  // 1: regioncache.plugin.v1.GetResponse.meta:type_name -> regioncache.plugin.v1.Meta
 	7,  // 2: regioncache.plugin.v1.GetMultiResponse.entries:type_name -> regioncache.plugin.v1.GetResponse
 	3,  // 3: regioncache.plugin.v1.SetRequest.meta:type_name -> regioncache.plugin.v1.Meta
 	3,  // 4: regioncache.plugin.v1.SetFrame.meta:type_name -> regioncache.plugin.v1.Meta
 	3,  // 5: regioncache.plugin.v1.EntryInfo.meta:type_name -> regioncache.plugin.v1.Meta
 	3,  // 6: regioncache.plugin.v1.FileFrame.meta:type_name -> regioncache.plugin.v1.Meta
-	1,  // 7: regioncache.plugin.v1.Backend.Open:input_type -> regioncache.plugin.v1.OpenRequest
-	4,  // 8: regioncache.plugin.v1.Backend.Close:input_type -> regioncache.plugin.v1.InstanceRequest
-	5,  // 9: regioncache.plugin.v1.Backend.Get:input_type -> regioncache.plugin.v1.KeyRequest
-	9,  // 10: regioncache.plugin.v1.Backend.Fetch:input_type -> regioncache.plugin.v1.FetchRequest
-	11, // 11: regioncache.plugin.v1.Backend.Set:input_type -> regioncache.plugin.v1.SetRequest
-	12, // 12: regioncache.plugin.v1.Backend.SetStream:input_type -> regioncache.plugin.v1.SetFrame
-	5,  // 13: regioncache.plugin.v1.Backend.Delete:input_type -> regioncache.plugin.v1.KeyRequest
-	6,  // 14: regioncache.plugin.v1.Backend.GetMulti:input_type -> regioncache.plugin.v1.KeysRequest
-	12, // 15: regioncache.plugin.v1.Backend.SetMulti:input_type -> regioncache.plugin.v1.SetFrame
-	6,  // 16: regioncache.plugin.v1.Backend.DeleteMulti:input_type -> regioncache.plugin.v1.KeysRequest
-	5,  // 17: regioncache.plugin.v1.Backend.Lock:input_type -> regioncache.plugin.v1.KeyRequest
-	5,  // 18: regioncache.plugin.v1.Backend.TryLock:input_type -> regioncache.plugin.v1.KeyRequest
-	14, // 19: regioncache.plugin.v1.Backend.Unlock:input_type -> regioncache.plugin.v1.UnlockRequest
-	14, // 20: regioncache.plugin.v1.Backend.LockContextDone:input_type -> regioncache.plugin.v1.UnlockRequest
-	15, // 21: regioncache.plugin.v1.Backend.EvictTag:input_type -> regioncache.plugin.v1.TagRequest
-	4,  // 22: regioncache.plugin.v1.Backend.List:input_type -> regioncache.plugin.v1.InstanceRequest
-	4,  // 23: regioncache.plugin.v1.Backend.StorageStats:input_type -> regioncache.plugin.v1.InstanceRequest
-	5,  // 24: regioncache.plugin.v1.Backend.OpenFile:input_type -> regioncache.plugin.v1.KeyRequest
-	19, // 25: regioncache.plugin.v1.Backend.StoreFile:input_type -> regioncache.plugin.v1.FileFrame
-	2,  // 26: regioncache.plugin.v1.Backend.Open:output_type -> regioncache.plugin.v1.OpenResponse
-	0,  // 27: regioncache.plugin.v1.Backend.Close:output_type -> regioncache.plugin.v1.Empty
-	7,  // 28: regioncache.plugin.v1.Backend.Get:output_type -> regioncache.plugin.v1.GetResponse
-	10, // 29: regioncache.plugin.v1.Backend.Fetch:output_type -> regioncache.plugin.v1.Chunk
-	0,  // 30: regioncache.plugin.v1.Backend.Set:output_type -> regioncache.plugin.v1.Empty
-	0,  // 31: regioncache.plugin.v1.Backend.SetStream:output_type -> regioncache.plugin.v1.Empty
-	0,  // 32: regioncache.plugin.v1.Backend.Delete:output_type -> regioncache.plugin.v1.Empty
-	8,  // 33: regioncache.plugin.v1.Backend.GetMulti:output_type -> regioncache.plugin.v1.GetMultiResponse
-	0,  // 34: regioncache.plugin.v1.Backend.SetMulti:output_type -> regioncache.plugin.v1.Empty
-	0,  // 35: regioncache.plugin.v1.Backend.DeleteMulti:output_type -> regioncache.plugin.v1.Empty
-	13, // 36: regioncache.plugin.v1.Backend.Lock:output_type -> regioncache.plugin.v1.LockResponse
-	13, // 37: regioncache.plugin.v1.Backend.TryLock:output_type -> regioncache.plugin.v1.LockResponse
-	0,  // 38: regioncache.plugin.v1.Backend.Unlock:output_type -> regioncache.plugin.v1.Empty
-	0,  // 39: regioncache.plugin.v1.Backend.LockContextDone:output_type -> regioncache.plugin.v1.Empty
-	16, // 40: regioncache.plugin.v1.Backend.EvictTag:output_type -> regioncache.plugin.v1.CountResponse
-	17, // 41: regioncache.plugin.v1.Backend.List:output_type -> regioncache.plugin.v1.EntryInfo
-	18, // 42: regioncache.plugin.v1.Backend.StorageStats:output_type -> regioncache.plugin.v1.StatsResponse
-	19, // 43: regioncache.plugin.v1.Backend.OpenFile:output_type -> regioncache.plugin.v1.FileFrame
-	0,  // 44: regioncache.plugin.v1.Backend.StoreFile:output_type -> regioncache.plugin.v1.Empty
-	26, // [26:45] is the sub-list for method output_type
-	7,  // [7:26] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	5,  // 7: regioncache.plugin.v1.Call.get:type_name -> regioncache.plugin.v1.KeyRequest
+	11, // 8: regioncache.plugin.v1.Call.set:type_name -> regioncache.plugin.v1.SetRequest
+	5,  // 9: regioncache.plugin.v1.Call.delete:type_name -> regioncache.plugin.v1.KeyRequest
+	21, // 10: regioncache.plugin.v1.CallBatch.calls:type_name -> regioncache.plugin.v1.Call
+	7,  // 11: regioncache.plugin.v1.Reply.get:type_name -> regioncache.plugin.v1.GetResponse
+	23, // 12: regioncache.plugin.v1.ReplyBatch.replies:type_name -> regioncache.plugin.v1.Reply
+	3,  // 13: regioncache.plugin.v1.StorePathRequest.meta:type_name -> regioncache.plugin.v1.Meta
+	26, // 14: regioncache.plugin.v1.StorePathRequest.file:type_name -> regioncache.plugin.v1.FileRef
+	1,  // 15: regioncache.plugin.v1.Backend.Open:input_type -> regioncache.plugin.v1.OpenRequest
+	4,  // 16: regioncache.plugin.v1.Backend.Close:input_type -> regioncache.plugin.v1.InstanceRequest
+	5,  // 17: regioncache.plugin.v1.Backend.Get:input_type -> regioncache.plugin.v1.KeyRequest
+	9,  // 18: regioncache.plugin.v1.Backend.Fetch:input_type -> regioncache.plugin.v1.FetchRequest
+	11, // 19: regioncache.plugin.v1.Backend.Set:input_type -> regioncache.plugin.v1.SetRequest
+	12, // 20: regioncache.plugin.v1.Backend.SetStream:input_type -> regioncache.plugin.v1.SetFrame
+	5,  // 21: regioncache.plugin.v1.Backend.Delete:input_type -> regioncache.plugin.v1.KeyRequest
+	6,  // 22: regioncache.plugin.v1.Backend.GetMulti:input_type -> regioncache.plugin.v1.KeysRequest
+	12, // 23: regioncache.plugin.v1.Backend.SetMulti:input_type -> regioncache.plugin.v1.SetFrame
+	6,  // 24: regioncache.plugin.v1.Backend.DeleteMulti:input_type -> regioncache.plugin.v1.KeysRequest
+	5,  // 25: regioncache.plugin.v1.Backend.Lock:input_type -> regioncache.plugin.v1.KeyRequest
+	5,  // 26: regioncache.plugin.v1.Backend.TryLock:input_type -> regioncache.plugin.v1.KeyRequest
+	14, // 27: regioncache.plugin.v1.Backend.Unlock:input_type -> regioncache.plugin.v1.UnlockRequest
+	14, // 28: regioncache.plugin.v1.Backend.LockContextDone:input_type -> regioncache.plugin.v1.UnlockRequest
+	15, // 29: regioncache.plugin.v1.Backend.EvictTag:input_type -> regioncache.plugin.v1.TagRequest
+	4,  // 30: regioncache.plugin.v1.Backend.List:input_type -> regioncache.plugin.v1.InstanceRequest
+	4,  // 31: regioncache.plugin.v1.Backend.StorageStats:input_type -> regioncache.plugin.v1.InstanceRequest
+	5,  // 32: regioncache.plugin.v1.Backend.OpenFile:input_type -> regioncache.plugin.v1.KeyRequest
+	19, // 33: regioncache.plugin.v1.Backend.StoreFile:input_type -> regioncache.plugin.v1.FileFrame
+	0,  // 34: regioncache.plugin.v1.Backend.Info:input_type -> regioncache.plugin.v1.Empty
+	22, // 35: regioncache.plugin.v1.Backend.Calls:input_type -> regioncache.plugin.v1.CallBatch
+	11, // 36: regioncache.plugin.v1.Backend.SetFenced:input_type -> regioncache.plugin.v1.SetRequest
+	25, // 37: regioncache.plugin.v1.Backend.CreateTemp:input_type -> regioncache.plugin.v1.CreateTempRequest
+	27, // 38: regioncache.plugin.v1.Backend.StoreFilePath:input_type -> regioncache.plugin.v1.StorePathRequest
+	2,  // 39: regioncache.plugin.v1.Backend.Open:output_type -> regioncache.plugin.v1.OpenResponse
+	0,  // 40: regioncache.plugin.v1.Backend.Close:output_type -> regioncache.plugin.v1.Empty
+	7,  // 41: regioncache.plugin.v1.Backend.Get:output_type -> regioncache.plugin.v1.GetResponse
+	10, // 42: regioncache.plugin.v1.Backend.Fetch:output_type -> regioncache.plugin.v1.Chunk
+	0,  // 43: regioncache.plugin.v1.Backend.Set:output_type -> regioncache.plugin.v1.Empty
+	0,  // 44: regioncache.plugin.v1.Backend.SetStream:output_type -> regioncache.plugin.v1.Empty
+	0,  // 45: regioncache.plugin.v1.Backend.Delete:output_type -> regioncache.plugin.v1.Empty
+	8,  // 46: regioncache.plugin.v1.Backend.GetMulti:output_type -> regioncache.plugin.v1.GetMultiResponse
+	0,  // 47: regioncache.plugin.v1.Backend.SetMulti:output_type -> regioncache.plugin.v1.Empty
+	0,  // 48: regioncache.plugin.v1.Backend.DeleteMulti:output_type -> regioncache.plugin.v1.Empty
+	13, // 49: regioncache.plugin.v1.Backend.Lock:output_type -> regioncache.plugin.v1.LockResponse
+	13, // 50: regioncache.plugin.v1.Backend.TryLock:output_type -> regioncache.plugin.v1.LockResponse
+	0,  // 51: regioncache.plugin.v1.Backend.Unlock:output_type -> regioncache.plugin.v1.Empty
+	0,  // 52: regioncache.plugin.v1.Backend.LockContextDone:output_type -> regioncache.plugin.v1.Empty
+	16, // 53: regioncache.plugin.v1.Backend.EvictTag:output_type -> regioncache.plugin.v1.CountResponse
+	17, // 54: regioncache.plugin.v1.Backend.List:output_type -> regioncache.plugin.v1.EntryInfo
+	18, // 55: regioncache.plugin.v1.Backend.StorageStats:output_type -> regioncache.plugin.v1.StatsResponse
+	19, // 56: regioncache.plugin.v1.Backend.OpenFile:output_type -> regioncache.plugin.v1.FileFrame
+	0,  // 57: regioncache.plugin.v1.Backend.StoreFile:output_type -> regioncache.plugin.v1.Empty
+	20, // 58: regioncache.plugin.v1.Backend.Info:output_type -> regioncache.plugin.v1.InfoResponse
+	24, // 59: regioncache.plugin.v1.Backend.Calls:output_type -> regioncache.plugin.v1.ReplyBatch
+	0,  // 60: regioncache.plugin.v1.Backend.SetFenced:output_type -> regioncache.plugin.v1.Empty
+	26, // 61: regioncache.plugin.v1.Backend.CreateTemp:output_type -> regioncache.plugin.v1.FileRef
+	28, // 62: regioncache.plugin.v1.Backend.StoreFilePath:output_type -> regioncache.plugin.v1.StorePathResponse
+	39, // [39:63] is the sub-list for method output_type
+	15, // [15:39] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1378,7 +2006,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,4 +1,11 @@
-// The regioncache backend plugin protocol, version 1.
+// The regioncache backend plugin protocol, versions 1 and 2.
+//
+// Version 2 adds (a version-1 peer never sees them: the host uses them only
+// when the handshake negotiated version 2): Info; Calls, one long-lived
+// stream per plugin process that multiplexes small Get, Set and Delete
+// calls by id (and carries several per message when they arrive together);
+// SetFenced and SetFrame.fence_handle; CreateTemp and StoreFilePath, which
+// hand a file over by path when host and plugin share a filesystem.
 //
 // A plugin process serves every backend instance its host opens from that
 // executable: Open returns an instance id that the other calls carry, and
@@ -62,6 +69,11 @@ const (
 	Backend_StorageStats_FullMethodName    = "/regioncache.plugin.v1.Backend/StorageStats"
 	Backend_OpenFile_FullMethodName        = "/regioncache.plugin.v1.Backend/OpenFile"
 	Backend_StoreFile_FullMethodName       = "/regioncache.plugin.v1.Backend/StoreFile"
+	Backend_Info_FullMethodName            = "/regioncache.plugin.v1.Backend/Info"
+	Backend_Calls_FullMethodName           = "/regioncache.plugin.v1.Backend/Calls"
+	Backend_SetFenced_FullMethodName       = "/regioncache.plugin.v1.Backend/SetFenced"
+	Backend_CreateTemp_FullMethodName      = "/regioncache.plugin.v1.Backend/CreateTemp"
+	Backend_StoreFilePath_FullMethodName   = "/regioncache.plugin.v1.Backend/StoreFilePath"
 )
 
 // BackendClient is the client API for Backend service.
@@ -100,6 +112,21 @@ type BackendClient interface {
 	OpenFile(ctx context.Context, in *KeyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileFrame], error)
 	// StoreFile receives a file value: the first frame carries key and metadata.
 	StoreFile(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[FileFrame, Empty], error)
+	// Info describes the plugin program.
+	Info(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*InfoResponse, error)
+	// Calls carries small calls multiplexed by id. Replies come in any order.
+	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallBatch, ReplyBatch], error)
+	// SetFenced stores an entry only while the lock handle (a Lock or TryLock
+	// handle of this process) is held; ABORTED (lock.ErrLost) otherwise.
+	SetFenced(ctx context.Context, in *SetRequest, opts ...grpc.CallOption) (*Empty, error)
+	// CreateTemp creates an empty temporary file where the backend wants the
+	// files it is to move into its store (backends.TempFiler), for the host to
+	// open by path if it sees the same file.
+	CreateTemp(ctx context.Context, in *CreateTempRequest, opts ...grpc.CallOption) (*FileRef, error)
+	// StoreFilePath stores the host's file at a path, which the plugin uses
+	// only if it sees there the very file the host means (same device, inode
+	// and size); otherwise it answers taken = false and the host streams.
+	StoreFilePath(ctx context.Context, in *StorePathRequest, opts ...grpc.CallOption) (*StorePathResponse, error)
 }
 
 type backendClient struct {
@@ -336,6 +363,59 @@ func (c *backendClient) StoreFile(ctx context.Context, opts ...grpc.CallOption) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_StoreFileClient = grpc.ClientStreamingClient[FileFrame, Empty]
 
+func (c *backendClient) Info(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*InfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InfoResponse)
+	err := c.cc.Invoke(ctx, Backend_Info_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallBatch, ReplyBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[6], Backend_Calls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallBatch, ReplyBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_CallsClient = grpc.BidiStreamingClient[CallBatch, ReplyBatch]
+
+func (c *backendClient) SetFenced(ctx context.Context, in *SetRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Backend_SetFenced_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) CreateTemp(ctx context.Context, in *CreateTempRequest, opts ...grpc.CallOption) (*FileRef, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FileRef)
+	err := c.cc.Invoke(ctx, Backend_CreateTemp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) StoreFilePath(ctx context.Context, in *StorePathRequest, opts ...grpc.CallOption) (*StorePathResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StorePathResponse)
+	err := c.cc.Invoke(ctx, Backend_StoreFilePath_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -372,6 +452,21 @@ type BackendServer interface {
 	OpenFile(*KeyRequest, grpc.ServerStreamingServer[FileFrame]) error
 	// StoreFile receives a file value: the first frame carries key and metadata.
 	StoreFile(grpc.ClientStreamingServer[FileFrame, Empty]) error
+	// Info describes the plugin program.
+	Info(context.Context, *Empty) (*InfoResponse, error)
+	// Calls carries small calls multiplexed by id. Replies come in any order.
+	Calls(grpc.BidiStreamingServer[CallBatch, ReplyBatch]) error
+	// SetFenced stores an entry only while the lock handle (a Lock or TryLock
+	// handle of this process) is held; ABORTED (lock.ErrLost) otherwise.
+	SetFenced(context.Context, *SetRequest) (*Empty, error)
+	// CreateTemp creates an empty temporary file where the backend wants the
+	// files it is to move into its store (backends.TempFiler), for the host to
+	// open by path if it sees the same file.
+	CreateTemp(context.Context, *CreateTempRequest) (*FileRef, error)
+	// StoreFilePath stores the host's file at a path, which the plugin uses
+	// only if it sees there the very file the host means (same device, inode
+	// and size); otherwise it answers taken = false and the host streams.
+	StoreFilePath(context.Context, *StorePathRequest) (*StorePathResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -438,6 +533,21 @@ func (UnimplementedBackendServer) OpenFile(*KeyRequest, grpc.ServerStreamingServ
 }
 func (UnimplementedBackendServer) StoreFile(grpc.ClientStreamingServer[FileFrame, Empty]) error {
 	return status.Error(codes.Unimplemented, "method StoreFile not implemented")
+}
+func (UnimplementedBackendServer) Info(context.Context, *Empty) (*InfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedBackendServer) Calls(grpc.BidiStreamingServer[CallBatch, ReplyBatch]) error {
+	return status.Error(codes.Unimplemented, "method Calls not implemented")
+}
+func (UnimplementedBackendServer) SetFenced(context.Context, *SetRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetFenced not implemented")
+}
+func (UnimplementedBackendServer) CreateTemp(context.Context, *CreateTempRequest) (*FileRef, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateTemp not implemented")
+}
+func (UnimplementedBackendServer) StoreFilePath(context.Context, *StorePathRequest) (*StorePathResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StoreFilePath not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -748,6 +858,85 @@ func _Backend_StoreFile_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_StoreFileServer = grpc.ClientStreamingServer[FileFrame, Empty]
 
+func _Backend_Info_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Info(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Info_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Info(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BackendServer).Calls(&grpc.GenericServerStream[CallBatch, ReplyBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_CallsServer = grpc.BidiStreamingServer[CallBatch, ReplyBatch]
+
+func _Backend_SetFenced_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).SetFenced(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_SetFenced_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).SetFenced(ctx, req.(*SetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_CreateTemp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTempRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).CreateTemp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_CreateTemp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).CreateTemp(ctx, req.(*CreateTempRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_StoreFilePath_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StorePathRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).StoreFilePath(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_StoreFilePath_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).StoreFilePath(ctx, req.(*StorePathRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -807,6 +996,22 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "StorageStats",
 			Handler:    _Backend_StorageStats_Handler,
 		},
+		{
+			MethodName: "Info",
+			Handler:    _Backend_Info_Handler,
+		},
+		{
+			MethodName: "SetFenced",
+			Handler:    _Backend_SetFenced_Handler,
+		},
+		{
+			MethodName: "CreateTemp",
+			Handler:    _Backend_CreateTemp_Handler,
+		},
+		{
+			MethodName: "StoreFilePath",
+			Handler:    _Backend_StoreFilePath_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -837,6 +1042,12 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StoreFile",
 			Handler:       _Backend_StoreFile_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Calls",
+			Handler:       _Backend_Calls_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},

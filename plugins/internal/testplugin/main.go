@@ -8,6 +8,12 @@
 //	                            than 1 MiB and ignores deletes
 //	regioncache-backend-fault-X a memory backend wrapped by the brokentest
 //	                            wrapper X (arguments dir and ttl)
+//	regioncache-backend-locks   a memory backend whose instances share one
+//	                            keyed lock, counting the Lock calls waiting
+//	                            in it: Get of "\x00lock-calls" answers
+//	                            "<waiting now> <most ever waiting> <total>"
+//
+// Every plugin says it is version "testplugin-1.2.3" (plugins.WithVersion).
 package main
 
 import (
@@ -17,6 +23,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -48,7 +55,17 @@ func main() {
 				return nil, err
 			}
 			return broken{b}, nil
-		})
+		}, version)
+		return
+	case "locks":
+		shared := &countingLocker{k: lock.NewKeyed()}
+		plugins.Serve(func(args backends.Args) (backends.Backend, error) {
+			m, err := memory.Open(args)
+			if err != nil {
+				return nil, err
+			}
+			return &lockCounting{Backend: m, l: shared}, nil
+		}, version)
 		return
 	}
 	if fault, ok := strings.CutPrefix(name, "fault-"); ok {
@@ -65,8 +82,11 @@ func main() {
 		slog.Debug("testplugin: opening", "backend", name, "args", len(args))
 		fmt.Println("stdout noise that the host must ignore")
 		return f(args)
-	})
+	}, version)
 }
+
+// version is the plugin's own version, which hosts list.
+var version = plugins.WithVersion("testplugin-1.2.3")
 
 // serveFault serves a memory backend wrapped by the brokentest wrapper
 // called name. Instances opened on one dir share a keyed lock.
@@ -102,7 +122,45 @@ func serveFault(name string) {
 			return nil, err
 		}
 		return fault.Wrap(m, brokentest.Env{Dir: dir, Locks: k, TTL: ttl}), nil
-	})
+	}, version)
+}
+
+// countingLocker is a keyed lock that counts the Lock calls waiting in it.
+type countingLocker struct {
+	k                   *lock.Keyed
+	waiting, most, total atomic.Int64
+}
+
+func (c *countingLocker) Lock(ctx context.Context, key string) (lock.Handle, error) {
+	c.total.Add(1)
+	n := c.waiting.Add(1)
+	for {
+		m := c.most.Load()
+		if n <= m || c.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	defer c.waiting.Add(-1)
+	return c.k.Lock(ctx, key)
+}
+
+func (c *countingLocker) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
+	return c.k.TryLock(ctx, key)
+}
+
+// lockCounting is a memory backend with a countingLocker.
+type lockCounting struct {
+	*memory.Backend
+	l *countingLocker
+}
+
+func (b *lockCounting) Locker() lock.Locker { return b.l }
+
+func (b *lockCounting) Get(ctx context.Context, key string) (backends.Entry, error) {
+	if key == "\x00lock-calls" {
+		return backends.Entry{Payload: fmt.Appendf(nil, "%d %d %d", b.l.waiting.Load(), b.l.most.Load(), b.l.total.Load())}, nil
+	}
+	return b.Backend.Get(ctx, key)
 }
 
 // v99 is a plugin of a protocol version no host speaks.

@@ -1,0 +1,156 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/regioncache/regioncache/plugins/internal/pb"
+)
+
+// mux is the host end of a Calls stream (protocol version 2): small Get,
+// Set and Delete calls travel on one long-lived stream per plugin process,
+// each with an id, instead of paying a unary round trip (a new HTTP/2
+// stream, headers and trailers) apiece; calls that wait together are sent
+// in one message. A reader goroutine hands each reply to its caller; replies
+// with an id nobody waits for (a cancelled call's, or a lying plugin's) are
+// dropped. The stream breaks when the process dies, and the next call
+// opens a new one.
+type mux struct {
+	out    *batcher[*pb.Call]
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the stream broke
+
+	mu      sync.Mutex
+	next    uint64
+	pending map[uint64]chan *pb.Reply
+	err     error // why the stream broke
+}
+
+func callSize(c *pb.Call) int {
+	if c.Set != nil {
+		return len(c.Set.Payload) + len(c.Set.Key) + 64
+	}
+	if c.Get != nil {
+		return len(c.Get.Key) + 32
+	}
+	if c.Delete != nil {
+		return len(c.Delete.Key) + 32
+	}
+	return 16
+}
+
+// newMux opens a Calls stream on c.
+func newMux(c pb.BackendClient) (*mux, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := c.Calls(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	m := &mux{cancel: cancel, done: make(chan struct{}), pending: make(map[uint64]chan *pb.Reply)}
+	m.out = newBatcher(func(cs []*pb.Call) error {
+		err := st.Send(&pb.CallBatch{Calls: cs})
+		if err != nil {
+			m.broke(err)
+		}
+		return err
+	}, callSize)
+	go m.read(st)
+	return m, nil
+}
+
+func (m *mux) read(st pb.Backend_CallsClient) {
+	for {
+		batch, err := st.Recv()
+		if err != nil {
+			m.broke(err)
+			return
+		}
+		m.mu.Lock()
+		for _, r := range batch.Replies {
+			if ch, ok := m.pending[r.Id]; ok {
+				delete(m.pending, r.Id)
+				ch <- r // buffered: never blocks
+			}
+		}
+		m.mu.Unlock()
+	}
+}
+
+// broke records why the stream ended and fails the calls waiting on it.
+func (m *mux) broke(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return
+	}
+	if err == nil {
+		err = fmt.Errorf("%w: the call stream ended", ErrPluginExited)
+	}
+	m.err = err
+	m.pending = nil
+	close(m.done)
+	m.cancel()
+	m.out.close()
+}
+
+// broken reports whether the stream ended.
+func (m *mux) broken() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// close ends the stream.
+func (m *mux) close() { m.broke(fmt.Errorf("%w: closed", ErrPluginExited)) }
+
+// do sends c and waits for its reply, or for ctx to end, or for the stream
+// to break.
+func (m *mux) do(ctx context.Context, c *pb.Call) (*pb.Reply, error) {
+	ch := make(chan *pb.Reply, 1)
+	m.mu.Lock()
+	if m.err != nil {
+		err := m.err
+		m.mu.Unlock()
+		return nil, err
+	}
+	m.next++
+	id := m.next
+	c.Id = id
+	m.pending[id] = ch
+	m.mu.Unlock()
+	if !m.out.add(c) {
+		m.forget(id)
+		<-m.done
+		return nil, m.err
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-m.done:
+		select {
+		case r := <-ch: // answered just before the break
+			return r, nil
+		default:
+		}
+		return nil, m.err
+	case <-ctx.Done():
+		if m.forget(id) {
+			m.out.add(&pb.Call{Id: id, Cancel: true})
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// forget stops waiting for id; it reports whether the reply had not come.
+func (m *mux) forget(id uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.pending[id]
+	delete(m.pending, id)
+	return ok
+}
