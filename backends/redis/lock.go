@@ -133,10 +133,20 @@ func (r *Lock) rkey(key string) string {
 	return r.prefix + key
 }
 
-// knownHeld reports whether rkey's lock is known to be held by another
-// process now, without asking Redis: a recent TryLock found it held, no
-// release was announced since, the Pub/Sub subscription that would have
-// announced it has stayed up, and the holder's lease has not run out.
+// HeldElsewhere reports, without a round trip, whether key's lock is known
+// to be held by another process: a TryLock of this locker found it held, no
+// release has been announced since on the lock's Pub/Sub channel, that
+// subscription has stayed up, and the holder's lease has not run out. A
+// release is never missed (the mark is set before the attempt is sent and
+// any release announced after that clears it), but the answer lags a
+// release by the announcement's delivery time: true means "held, or released
+// within the last moments". It is meant for a stale reader choosing to serve
+// the stale value rather than try the lock — a process's stale readers then
+// ask Redis once, not once each — never for deciding that a key is free.
+func (r *Lock) HeldElsewhere(key string) bool {
+	return r.knownHeld(r.rkey(key))
+}
+
 func (r *Lock) knownHeld(rkey string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -356,25 +366,14 @@ func (r *Lock) WaitUnlocked(ctx context.Context, key string) error {
 }
 
 // TryLock implements [lock.Locker]: it takes the lock if nobody in this process nor
-// elsewhere holds it.
-//
-// A process's stale readers all try the lock of a key that one of them, or
-// another process, is regenerating. Only the first asks Redis: when it finds
-// the lock held, the locker remembers that until the holder's release is
-// announced on its Pub/Sub channel, the holder's lease runs out, or the
-// subscription drops — so the others learn it without a round trip, and a
-// release is never missed (the mark is taken before the attempt is sent, and
-// any release announced after that clears it).
+// elsewhere holds it. It always asks Redis; when it finds the lock held by
+// another process it remembers that for HeldElsewhere.
 func (r *Lock) TryLock(ctx context.Context, key string) (lock.Handle, bool, error) {
 	lh, ok, err := r.local.TryLock(ctx, key)
 	if err != nil || !ok {
 		return nil, false, err
 	}
 	rkey := r.rkey(key)
-	if r.knownHeld(rkey) {
-		_ = lh.Unlock()
-		return nil, false, nil
-	}
 	remember := r.markPending(rkey)
 	token := newToken()
 	ok, pttl, err := r.try(ctx, rkey, token)

@@ -538,17 +538,65 @@ func (b *Backend) SetMulti(ctx context.Context, keys []string, entries []backend
 			}
 		}()
 	}
-	_, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, k := range keys {
-			b.queueSet(ctx, p, k, entries[i])
+	if b.layout == LayoutSlot {
+		_, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, k := range keys {
+				b.queueSet(ctx, p, k, entries[i])
+			}
+			return nil
+		})
+		if err != nil {
+			return b.wrap("set multi", "", err)
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	// LayoutSpread: one script per bucket writes its entries with their tag
+	// sets atomically (a MULTI may not span slots); the scripts go in one
+	// pipeline, one round trip per node.
+	p := b.client.Pipeline()
+	for _, g := range b.groups(keys) {
+		rkeys := make([]string, 0, len(g))
+		argv := make([]any, 0, 1+3*len(g))
+		argv = append(argv, b.ttl.Milliseconds())
+		for _, i := range g {
+			e := entries[i]
+			rkeys = append(rkeys, b.entryKey(keys[i]))
+			for _, t := range e.Tags {
+				rkeys = append(rkeys, b.tagSetKey(keys[i], t))
+			}
+			argv = append(argv, encode(e), len(e.Tags), keys[i])
+		}
+		setManyScript.Eval(ctx, p, rkeys, argv...)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return b.wrap("set multi", "", err)
 	}
 	return nil
 }
+
+// setManyScript writes entries of one slot with their tag sets. ARGV[1] is
+// the TTL in ms ("0": none); then per entry three arguments: the value, its
+// tag count n and its key (the tag sets' member). KEYS has per entry its
+// Redis key followed by its n tag-set keys.
+var setManyScript = goredis.NewScript(`
+local ttl = ARGV[1]
+local k = 1
+local a = 2
+while a <= #ARGV do
+  local v, n, member = ARGV[a], tonumber(ARGV[a+1]), ARGV[a+2]
+  if ttl == '0' then
+    redis.call('set', KEYS[k], v)
+  else
+    redis.call('set', KEYS[k], v, 'PX', ttl)
+  end
+  for i = 1, n do
+    redis.call('sadd', KEYS[k+i], member)
+    if ttl ~= '0' then redis.call('pexpire', KEYS[k+i], ttl) end
+  end
+  k = k + n + 1
+  a = a + 3
+end
+return 1`)
 
 // DeleteMulti implements backends.MultiDeleter with one DEL per bucket (one
 // DEL in LayoutSlot).
@@ -876,27 +924,33 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// Entry encoding: magic "rc", format 1, created as big-endian int64 Unix
-// nanoseconds (math.MinInt64 for the zero time), version as a varint, the
-// tag count as a uvarint and each tag as a uvarint length and its bytes, then
-// the payload.
+// Entry encoding, format 2: magic "rc", the format byte 2, a flags byte
+// (bit 0: Created is set), Created as big-endian int64 Unix seconds and
+// uint32 nanoseconds (present only with bit 0), the version as a varint, the
+// tag count as a uvarint and each tag as a uvarint length and its bytes,
+// then the payload. Format 1 (written by earlier releases: Created as int64
+// Unix nanoseconds, math.MinInt64 for the zero time, no flags byte) is still
+// read.
 const (
-	magic0, magic1, format1 = 'r', 'c', 1
-	zeroCreated             = math.MinInt64
+	magic0, magic1   = 'r', 'c'
+	format1, format2 = 1, 2
+	zeroCreated1     = math.MinInt64
 )
 
 func encode(e backends.Entry) []byte {
-	n := 3 + 8 + binary.MaxVarintLen64 + binary.MaxVarintLen64 + len(e.Payload)
+	n := 4 + 12 + binary.MaxVarintLen64 + binary.MaxVarintLen64 + len(e.Payload)
 	for _, t := range e.Tags {
 		n += binary.MaxVarintLen64 + len(t)
 	}
 	buf := make([]byte, 0, n)
-	buf = append(buf, magic0, magic1, format1)
-	created := int64(zeroCreated)
-	if !e.Created.IsZero() {
-		created = e.Created.UnixNano()
+	buf = append(buf, magic0, magic1, format2)
+	if e.Created.IsZero() {
+		buf = append(buf, 0)
+	} else {
+		buf = append(buf, 1)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(e.Created.Unix()))
+		buf = binary.BigEndian.AppendUint32(buf, uint32(e.Created.Nanosecond()))
 	}
-	buf = binary.BigEndian.AppendUint64(buf, uint64(created))
 	buf = binary.AppendVarint(buf, int64(e.Version))
 	buf = binary.AppendUvarint(buf, uint64(len(e.Tags)))
 	for _, t := range e.Tags {
@@ -910,20 +964,49 @@ func encode(e backends.Entry) []byte {
 // the payload and tags point into s (callers must not modify Payload, as the
 // backends.Entry contract says). Anything malformed reports ok == false.
 func decode(s string) (e backends.Entry, ok bool) {
-	if len(s) < 11 || s[0] != magic0 || s[1] != magic1 || s[2] != format1 {
+	if len(s) < 4 || s[0] != magic0 || s[1] != magic1 {
 		return e, false
 	}
 	b := unsafe.Slice(unsafe.StringData(s), len(s))
-	created := int64(binary.BigEndian.Uint64(b[3:11]))
-	off := 11
+	var off int
+	switch s[2] {
+	case format1:
+		if len(s) < 11 {
+			return e, false
+		}
+		if created := int64(binary.BigEndian.Uint64(b[3:11])); created != zeroCreated1 {
+			e.Created = time.Unix(0, created)
+		}
+		off = 11
+	case format2:
+		switch s[3] {
+		case 0:
+			off = 4
+		case 1:
+			if len(s) < 16 {
+				return e, false
+			}
+			sec := int64(binary.BigEndian.Uint64(b[4:12]))
+			nsec := binary.BigEndian.Uint32(b[12:16])
+			if nsec >= 1e9 {
+				return e, false
+			}
+			e.Created = time.Unix(sec, int64(nsec))
+			off = 16
+		default:
+			return e, false
+		}
+	default:
+		return e, false
+	}
 	v, n := binary.Varint(b[off:])
 	if n <= 0 || int64(int(v)) != v {
-		return e, false
+		return backends.Entry{}, false
 	}
 	off += n
 	nt, n := binary.Uvarint(b[off:])
 	if n <= 0 || nt > uint64(len(b)-off) {
-		return e, false
+		return backends.Entry{}, false
 	}
 	off += n
 	if nt > 0 {
@@ -937,9 +1020,6 @@ func decode(s string) (e backends.Entry, ok bool) {
 			e.Tags[i] = s[off : off+int(l)]
 			off += int(l)
 		}
-	}
-	if created != zeroCreated {
-		e.Created = time.Unix(0, created)
 	}
 	e.Version = int(v)
 	e.Payload = b[off:len(b):len(b)]
