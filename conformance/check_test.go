@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,9 +33,10 @@ func TestNullPassesExactlyWhatApplies(t *testing.T) {
 		t.Fatalf("null declares %s, want discards", rep.Capabilities)
 	}
 	wantSkip := []string{
-		"roundtrip/no-alias", "multi/native", "shared-storage",
+		"roundtrip/no-alias", "multi/native", "read-paths/expiry", "shared-storage",
 		"lock/exclusive", "lock/trylock", "lock/unlock-elsewhere", "lock/release-twice", "lock/cancel", "lock/owner-context",
-		"expiry", "tags", "list", "stats", "files/copy", "files/move",
+		"lock/keys", "lock/after-failure", "lock/fenced",
+		"expiry", "tags", "list", "stats", "files/copy", "files/move", "files/read-only", "files/temp",
 	}
 	var gotSkip []string
 	for _, r := range rep.Results {
@@ -163,7 +166,8 @@ func TestOnlyAndTable(t *testing.T) {
 	for _, r := range rep.Results {
 		names = append(names, r.Name)
 	}
-	want := []string{"open", "miss", "lock/exclusive", "lock/trylock", "lock/unlock-elsewhere", "lock/release-twice", "lock/cancel", "lock/owner-context"}
+	want := []string{"open", "miss", "lock/exclusive", "lock/trylock", "lock/unlock-elsewhere", "lock/release-twice", "lock/cancel", "lock/owner-context",
+		"lock/keys", "lock/after-failure", "lock/fenced"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("Only selected %q, want %q", names, want)
 	}
@@ -183,7 +187,7 @@ func TestOnlyAndTable(t *testing.T) {
 		!strings.HasSuffix(lines[3], "backend lacks capability lock") {
 		t.Errorf("row %q", lines[3])
 	}
-	if last := lines[len(lines)-1]; last != "null: 2 passed, 0 failed, 6 skipped (capabilities: discards)" {
+	if last := lines[len(lines)-1]; last != "null: 2 passed, 0 failed, 9 skipped (capabilities: discards)" {
 		t.Errorf("summary %q", last)
 	}
 	// Reports encode to JSON with readable statuses and decode back.
@@ -210,5 +214,98 @@ func TestChecksDescribed(t *testing.T) {
 			t.Errorf("%s twice", c.Name)
 		}
 		seen[c.Name] = true
+	}
+}
+
+// closePanicky is a memory backend whose Close panics.
+type closePanicky struct{ *memory.Backend }
+
+func (c closePanicky) Close() error { _ = c.Backend.Close(); panic("close boom") }
+
+// TestClosePanicIsAFailure: a Close that panics — in a check and in the
+// suite's cleanup — fails checks with a reason; Check returns a full report.
+func TestClosePanicIsAFailure(t *testing.T) {
+	rep := conformance.Check(t.Context(), conformance.Harness{Name: "close-panics", Open: func(ctx context.Context, dir string) (backends.Backend, error) {
+		return closePanicky{memory.New()}, nil
+	}}, conformance.Only("close/idempotent", "miss"), conformance.Patience(time.Second))
+	if len(rep.Results) != 3 {
+		t.Fatalf("got %d results, want open, miss and close/idempotent: %+v", len(rep.Results), rep.Results)
+	}
+	if r := rep.Results[0]; r.Status != conformance.Pass {
+		t.Errorf("open: %s %q, want PASS (Close is judged by the close checks)", r.Status, r.Reason)
+	}
+	r, _ := rep.Lookup("close/idempotent")
+	if r.Status != conformance.Fail || !strings.Contains(r.Reason, "panic: close boom") {
+		t.Errorf("close/idempotent: %s %q, want a failure reporting the panic", r.Status, r.Reason)
+	}
+	r, _ = rep.Lookup("miss")
+	if r.Status != conformance.Fail || !strings.Contains(r.Reason, "Close of instance 1 panicked: close boom") {
+		t.Errorf("miss: %s %q, want a failure naming the panic in the suite's Close", r.Status, r.Reason)
+	}
+}
+
+// closeHanging is a memory backend whose Close never returns.
+type closeHanging struct {
+	*memory.Backend
+	release chan struct{}
+}
+
+func (c closeHanging) Close() error { <-c.release; return nil }
+
+func TestCloseHangIsAFailure(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	rep := conformance.Check(t.Context(), conformance.Harness{Name: "close-hangs", Open: func(ctx context.Context, dir string) (backends.Backend, error) {
+		return closeHanging{memory.New(), release}, nil
+	}}, conformance.Only("miss"), conformance.Patience(100*time.Millisecond))
+	r, _ := rep.Lookup("miss")
+	if r.Status != conformance.Fail || !strings.Contains(r.Reason, "did not return within") {
+		t.Errorf("miss: %s %q, want a failure naming the Close that did not return", r.Status, r.Reason)
+	}
+}
+
+// goPanicky panics in Get when two Gets overlap: only in a goroutine that a
+// check started. The program must not crash.
+type goPanicky struct {
+	*memory.Backend
+	inflight *atomic.Int64
+}
+
+func (g goPanicky) Get(ctx context.Context, key string) (backends.Entry, error) {
+	defer g.inflight.Add(-1)
+	if g.inflight.Add(1) > 1 {
+		panic("concurrent boom")
+	}
+	runtime.Gosched()
+	return g.Backend.Get(ctx, key)
+}
+
+func TestPanicInACheckGoroutineIsAFailure(t *testing.T) {
+	var n atomic.Int64
+	rep := conformance.Check(t.Context(), conformance.Harness{Name: "go-panicky", Open: func(ctx context.Context, dir string) (backends.Backend, error) {
+		return goPanicky{memory.New(), &n}, nil
+	}}, conformance.Only("concurrent"), conformance.Concurrency(8, 2000))
+	r, _ := rep.Lookup("concurrent")
+	if r.Status != conformance.Fail || !strings.Contains(r.Reason, "concurrent boom") {
+		t.Errorf("concurrent: %s %q, want a failure reporting the panic in a goroutine", r.Status, r.Reason)
+	}
+}
+
+// TestStress: under Stress the race-hunting checks repeat their scenario,
+// and still pass on a correct backend.
+func TestStress(t *testing.T) {
+	var opens atomic.Int64
+	h := conformance.Harness{Name: "memory", Open: func(ctx context.Context, dir string) (backends.Backend, error) {
+		opens.Add(1)
+		return memory.New(), nil
+	}}
+	rep := conformance.Check(t.Context(), h, conformance.Only("concurrent"), conformance.Stress(300*time.Millisecond))
+	if rep.Failed() {
+		t.Fatalf("failures: %q", rep.Failures())
+	}
+	for _, n := range []string{"concurrent", "concurrent/own-keys"} {
+		if r, _ := rep.Lookup(n); r.Duration < 300*time.Millisecond {
+			t.Errorf("%s ran %v under Stress(300ms), want at least that long", n, r.Duration)
+		}
 	}
 }

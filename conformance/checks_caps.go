@@ -349,12 +349,23 @@ func checkFiles(ctx context.Context, e *env, move bool) error {
 				return fmt.Errorf("the file passed to StoreFile(move=false) is no longer usable: %w", err)
 			}
 			got, err := io.ReadAll(f)
-			f.Close()
 			if err != nil {
+				f.Close()
 				return fmt.Errorf("the file passed to StoreFile(move=false) is no longer readable: %w", err)
 			}
 			if d := diffBytes(got, content); d != "" {
+				f.Close()
 				return fmt.Errorf("StoreFile(move=false) changed the caller's file: %s", d)
+			}
+			// The caller may reuse its file at once: the stored copy must
+			// not change with it.
+			_, werr := f.WriteAt(pattern(uint64(2000+i), n+10), 0)
+			f.Close()
+			if werr != nil {
+				return fmt.Errorf("the file passed to StoreFile(move=false) is no longer writable: %w", werr)
+			}
+			if err := e.expectFile(ctx, fs, "file", content, ent); err != nil {
+				return fmt.Errorf("after the caller wrote to the file it had passed to StoreFile(move=false): %w (store a copy, never a link to or a view of the caller's file)", err)
 			}
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("StoreFile(move=false) took the caller's file: %w", err)
@@ -396,6 +407,9 @@ func (e *env) expectFile(ctx context.Context, fs backends.FileStore, key string,
 	}
 	if err != nil {
 		return fmt.Errorf("OpenFile(%s): %w", qkey(key), err)
+	}
+	if f == nil {
+		return fmt.Errorf("OpenFile(%s) returned a nil file and no error", qkey(key))
 	}
 	defer f.Close()
 	got, err := io.ReadAll(f)

@@ -76,10 +76,14 @@ func checkConcurrent(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	return e.repeat(ctx, func(round int) error { return e.concurrentRound(ctx, b, round) })
+}
+
+func (e *env) concurrentRound(ctx context.Context, b backends.Backend, round int) error {
 	const nkeys = 6
 	keys := make([]string, nkeys)
 	for i := range keys {
-		keys[i] = fmt.Sprintf("shared-%d", i)
+		keys[i] = fmt.Sprintf("shared-%d-%d", round, i)
 	}
 	writers, ops := e.cfg.writers, e.cfg.ops
 	started := make([]atomic.Int64, writers)
@@ -96,7 +100,7 @@ func checkConcurrent(ctx context.Context, e *env) error {
 	}
 	for w := 0; w < writers; w++ {
 		wg.Add(2)
-		go func(w int) { // writer
+		e.goSafe(func() { // writer
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 1))
 			for seq := 0; seq < ops && ctx.Err() == nil; seq++ {
@@ -116,8 +120,9 @@ func checkConcurrent(ctx context.Context, e *env) error {
 					fail(fmt.Errorf("writer %d, write %d to %s: %w", w, seq, qkey(k), err))
 				}
 			}
-		}(w)
-		go func(rd int) { // reader
+		})
+		rd := w
+		e.goSafe(func() { // reader
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(rd), 2))
 			for i := 0; i < ops && ctx.Err() == nil; i++ {
@@ -169,7 +174,7 @@ func checkConcurrent(ctx context.Context, e *env) error {
 					return
 				}
 			}
-		}(w)
+		})
 	}
 	wg.Wait()
 	if firstErr != nil {
@@ -198,54 +203,4 @@ func checkConcurrent(ctx context.Context, e *env) error {
 		return fmt.Errorf("%d concurrent reads were all misses: the writes were not seen", reads.Load())
 	}
 	return nil
-}
-
-// checkSharedStorage opens two instances on one directory: each must see the
-// other's writes, overwrites and deletes.
-func checkSharedStorage(ctx context.Context, e *env) error {
-	a, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := e.open(ctx)
-	if err != nil {
-		return fmt.Errorf("second instance: %w", err)
-	}
-	v1 := newEntry([]byte("written by A"), 1, "a")
-	if err := set(ctx, a, "shared", v1); err != nil {
-		return err
-	}
-	if err := e.expect(ctx, b, "shared", v1); err != nil {
-		return fmt.Errorf("instance B reading A's write: %w", err)
-	}
-	v2 := newEntry(pattern(5, 70000), 2, "b")
-	if err := set(ctx, b, "shared", v2); err != nil {
-		return err
-	}
-	if err := e.expect(ctx, a, "shared", v2); err != nil {
-		return fmt.Errorf("instance A reading B's overwrite: %w", err)
-	}
-	if err := del(ctx, a, "shared"); err != nil {
-		return err
-	}
-	if err := expectMiss(ctx, b, "shared", "instance A deleted it"); err != nil {
-		return fmt.Errorf("instance B: %w", err)
-	}
-	// Closing one instance leaves the other working.
-	if err := a.Close(); err != nil {
-		return fmt.Errorf("closing instance A: %w", err)
-	}
-	v3 := newEntry([]byte("after A closed"), 3)
-	if err := set(ctx, b, "shared", v3); err != nil {
-		return fmt.Errorf("instance B after A closed: %w", err)
-	}
-	if err := e.expect(ctx, b, "shared", v3); err != nil {
-		return fmt.Errorf("instance B after A closed: %w", err)
-	}
-	// A third instance opened later sees what is stored.
-	c, err := e.open(ctx)
-	if err != nil {
-		return fmt.Errorf("third instance: %w", err)
-	}
-	return e.expect(ctx, c, "shared", v3)
 }

@@ -26,9 +26,10 @@ const (
 	FeatShared                             // storage shared across processes (no ProcessLocal)
 	FeatDiscards                           // Discarder: keeps nothing
 	FeatKeepsValues                        // ValueKeeper reporting true
+	FeatFenced                             // FencedSetter beside a lock
 )
 
-var featNames = []string{"multi", "lock", "storage-expiry", "tags", "list", "stats", "files", "shared-storage", "discards", "keeps-values"}
+var featNames = []string{"multi", "lock", "storage-expiry", "tags", "list", "stats", "files", "shared-storage", "discards", "keeps-values", "fenced-set"}
 
 // String lists the features by name, e.g. "lock|tags", or "none".
 func (f Features) String() string {
@@ -64,6 +65,9 @@ func featuresOf(ctx context.Context, b backends.Backend) Features {
 	}
 	if backends.LockerOf(b) != nil {
 		f |= FeatLock
+	}
+	if _, ok := b.(backends.FencedSetter); ok && f&FeatLock != 0 {
+		f |= FeatFenced
 	}
 	if backends.StorageTTL(b) > 0 {
 		f |= FeatStorageExpiry

@@ -78,7 +78,7 @@ func (e *env) sameEntry(got, want backends.Entry) error {
 		return fmt.Errorf("entry Version is %d, want %d", got.Version, want.Version)
 	}
 	if !(len(got.Tags) == 0 && len(want.Tags) == 0) && !slices.Equal(got.Tags, want.Tags) {
-		return fmt.Errorf("entry Tags are %q, want %q", got.Tags, want.Tags)
+		return fmt.Errorf("entry Tags are %s, want %s", qtags(got.Tags), qtags(want.Tags))
 	}
 	if e.has(FeatKeepsValues) && !reflect.DeepEqual(got.Value, want.Value) {
 		return fmt.Errorf("entry Value is %#v, want %#v (the backend declares keeps-values)", got.Value, want.Value)
@@ -160,3 +160,11 @@ func (p plain) Get(ctx context.Context, k string) (backends.Entry, error) { retu
 func (p plain) Set(ctx context.Context, k string, e backends.Entry) error { return p.b.Set(ctx, k, e) }
 func (p plain) Delete(ctx context.Context, k string) error                { return p.b.Delete(ctx, k) }
 func (p plain) Close() error                                              { return p.b.Close() }
+
+// qtags quotes a tag list for a message, shortening long lists.
+func qtags(tags []string) string {
+	if len(tags) <= 8 {
+		return fmt.Sprintf("%q", tags)
+	}
+	return fmt.Sprintf("%q ... (%d tags in all)", tags[:8], len(tags))
+}

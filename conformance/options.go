@@ -16,6 +16,7 @@ type config struct {
 	only      []string
 	writers   int
 	ops       int
+	stress    time.Duration
 }
 
 // DefaultLargeValueSize is the size of the value in the "roundtrip/large"
@@ -90,6 +91,20 @@ func Concurrency(writers, opsEach int) Option {
 		}
 		if opsEach > 0 {
 			c.ops = opsEach
+		}
+	}
+}
+
+// Stress makes the checks that hunt races — "concurrent",
+// "concurrent/own-keys" and "shared-storage" — repeat their scenario with
+// fresh keys until d has passed (by default each runs it once), for authors
+// hunting a rare race. Each of those checks may then take d beyond
+// CheckTimeout; the other checks are unaffected. Durations below 1 are
+// ignored.
+func Stress(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.stress = d
 		}
 	}
 }

@@ -26,7 +26,12 @@ type check struct {
 	keeping bool
 	// doc says in one sentence what the check demands.
 	doc string
-	run func(ctx context.Context, e *env) error
+	// stress marks a check that Stress repeats (see env.repeat).
+	stress bool
+	// closeLater leaves the failures of the final Close of the instances
+	// to the checks that test Close (the "open" probe).
+	closeLater bool
+	run    func(ctx context.Context, e *env) error
 }
 
 // CheckNames returns the names of every check in the suite, in the order
@@ -85,6 +90,32 @@ type env struct {
 
 	mu     sync.Mutex
 	opened []backends.Backend
+
+	// panicked receives the first panic of a goroutine the check started
+	// (see goSafe); cancel ends the check's context.
+	panicOnce sync.Once
+	panicked  chan error
+	cancel    context.CancelFunc
+}
+
+// goSafe runs f in a new goroutine. A panic in f (a backend method that
+// panics in a goroutine of the check) is not allowed to crash the program:
+// it fails the check with the panic's value and stack, and ends the check's
+// context so that the check's other goroutines stop.
+func (e *env) goSafe(f func()) {
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				e.panicOnce.Do(func() {
+					e.panicked <- fmt.Errorf("panic in a goroutine of the check: %v\n%s", p, trimStack(debug.Stack()))
+					if e.cancel != nil {
+						e.cancel()
+					}
+				})
+			}
+		}()
+		f()
+	}()
 }
 
 func newEnv(h Harness, cfg *config, caps Features) (*env, error) {
@@ -92,7 +123,7 @@ func newEnv(h Harness, cfg *config, caps Features) (*env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conformance: creating the check's directory: %w", err)
 	}
-	e := &env{h: h, cfg: cfg, caps: caps, base: base,
+	e := &env{h: h, cfg: cfg, caps: caps, base: base, panicked: make(chan error, 1),
 		dir:     filepath.Join(base, "d", "w", "store"),
 		sibling: filepath.Join(base, "d", "w", "sibling"),
 		scratch: filepath.Join(base, "scratch")}
@@ -134,20 +165,63 @@ func (e *env) openOn(ctx context.Context, dir string) (backends.Backend, error) 
 }
 
 // closeAll closes every instance the check opened (again, for those it
-// closed itself: Close is idempotent).
-func (e *env) closeAll() {
+// closed itself: Close is idempotent). A Close that panics, returns an error
+// or does not return within the patience is reported; it never crashes or
+// stops the suite.
+func (e *env) closeAll() error {
 	e.mu.Lock()
 	opened := e.opened
 	e.opened = nil
 	e.mu.Unlock()
-	for _, b := range opened {
-		_ = b.Close()
+	var errs []error
+	for i, b := range opened {
+		done := make(chan error, 1)
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					done <- fmt.Errorf("Close of instance %d panicked: %v\n%s", i+1, p, trimStack(debug.Stack()))
+				}
+			}()
+			if err := b.Close(); err != nil {
+				done <- fmt.Errorf("Close of instance %d returned %q, want nil (Close is idempotent, also after the check closed it)", i+1, err)
+				return
+			}
+			done <- nil
+		}()
+		t := time.NewTimer(e.cfg.patience)
+		select {
+		case err := <-done:
+			errs = append(errs, err)
+		case <-t.C:
+			errs = append(errs, fmt.Errorf("Close of instance %d did not return within %v (abandoned; Close must not block)", i+1, e.cfg.patience))
+		}
+		t.Stop()
+	}
+	return errors.Join(errs...)
+}
+
+// repeat runs round once, or, under Stress, again and again (round 0, 1,
+// ...) until the stress duration has passed. It stops at the first error.
+func (e *env) repeat(ctx context.Context, round func(n int) error) error {
+	end := time.Now().Add(e.cfg.stress)
+	for n := 0; ; n++ {
+		if err := round(n); err != nil {
+			if n > 0 {
+				return fmt.Errorf("round %d of the stress run: %w", n+1, err)
+			}
+			return err
+		}
+		if !time.Now().Before(end) || ctx.Err() != nil {
+			return nil
+		}
 	}
 }
 
-func (e *env) cleanup() {
-	e.closeAll()
+// cleanup closes the instances and removes the check's directories.
+func (e *env) cleanup() error {
+	err := e.closeAll()
 	_ = os.RemoveAll(e.base)
+	return err
 }
 
 // Check runs the suite against the backend h opens and returns one Result
@@ -193,13 +267,13 @@ func Check(ctx context.Context, h Harness, opts ...Option) Report {
 // "open" check.
 func probe(ctx context.Context, h Harness, cfg *config) (Features, Result) {
 	var caps Features
-	res := runCheck(ctx, h, cfg, 0, check{name: "open", run: func(ctx context.Context, e *env) error {
+	res := runCheck(ctx, h, cfg, 0, check{name: "open", closeLater: true, run: func(ctx context.Context, e *env) error {
 		b, err := e.open(ctx)
 		if err != nil {
 			return err
 		}
 		caps = featuresOf(ctx, b)
-		return b.Close()
+		return nil // closed by the suite; close/... checks judge Close
 	}})
 	return caps, res
 }
@@ -223,8 +297,13 @@ func runCheck(ctx context.Context, h Harness, cfg *config, caps Features, c chec
 		res.Status, res.Reason = Fail, err.Error()
 		return res
 	}
-	cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	timeout := cfg.timeout
+	if c.stress {
+		timeout += cfg.stress
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	e.cancel = cancel
 	done := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -237,6 +316,16 @@ func runCheck(ctx context.Context, h Harness, cfg *config, caps Features, c chec
 	abandoned := false
 	select {
 	case err = <-done:
+	case perr := <-e.panicked:
+		// A goroutine of the check panicked: that is the failure, whatever
+		// the check goes on to do once its context has ended.
+		grace := time.NewTimer(cfg.patience)
+		select {
+		case <-done:
+		case <-grace.C:
+		}
+		grace.Stop()
+		err = perr
 	case <-cctx.Done():
 		// Give a check that honours its context a moment to return.
 		grace := time.NewTimer(cfg.patience)
@@ -252,22 +341,35 @@ func runCheck(ctx context.Context, h Harness, cfg *config, caps Features, c chec
 		}
 		switch {
 		case abandoned:
-			err = fmt.Errorf("%s after %v and did not return %v after its context ended (abandoned; the backend is probably blocked)", why, cfg.timeout, cfg.patience)
+			err = fmt.Errorf("%s after %v and did not return %v after its context ended (abandoned; the backend is probably blocked)", why, timeout, cfg.patience)
 		case err == nil:
 			// It finished its work just as its time ran out: a pass.
 		default:
-			err = fmt.Errorf("%s after %v: %w", why, cfg.timeout, err)
+			err = fmt.Errorf("%s after %v: %w", why, timeout, err)
+		}
+	}
+	if err == nil {
+		select {
+		case perr := <-e.panicked:
+			err = perr
+		default:
 		}
 	}
 	if err == nil {
 		// Whatever a check does, the backend must write only inside dir,
 		// also when it is closed.
-		e.closeAll()
-		if serr := e.noStrays(); serr != nil {
+		if cerr := e.closeAll(); cerr != nil && !c.closeLater {
+			err = fmt.Errorf("the check's operations succeeded, but closing the instances it opened failed: %w", cerr)
+		} else if serr := e.noStrays(); serr != nil {
 			err = fmt.Errorf("the check's operations succeeded, but %w", serr)
 		}
 	}
-	e.cleanup()
+	if cerr := e.cleanup(); cerr != nil && err != nil && !c.closeLater {
+		var sk *skipError
+		if !errors.As(err, &sk) {
+			err = fmt.Errorf("%w; and in cleanup: %v", err, cerr)
+		}
+	}
 	res.Duration = time.Since(start)
 	var sk *skipError
 	switch {
