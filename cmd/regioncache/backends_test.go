@@ -107,6 +107,12 @@ func TestBackendCommandsRedis(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "(reserved)") {
 		t.Fatalf("invalidation record gone:\n%s", out)
 	}
+	// bench measures redis against a bare go-redis GET in the same loop.
+	code, out, errs = runCmd(t, "", append([]string{"bench", "-n", "50", "-callers", "8", "-work", "10ms", "-json"}, be...)...)
+	var br benchReport
+	if code != 0 || json.Unmarshal([]byte(out), &br) != nil || !strings.Contains(br.Floor, "go-redis GET") || br.Stampede.Creations != 1 {
+		t.Fatalf("bench: exit %d %s\n%s", code, errs, out)
+	}
 	// The same through a config file and prefix.
 	cfg := filepath.Join(t.TempDir(), "cache.yaml")
 	writeFile(t, cfg, "cache:\n  users:\n    backend: redis\n    arguments:\n      url: "+url+"\n")

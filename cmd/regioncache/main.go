@@ -216,9 +216,10 @@ func normalizeFlags(root *cobra.Command, argv []string) []string {
 			f = lookup(name)
 		case len(name) > 1:
 			f = lookup(name)
-			if f != nil || shorthand(name[:1]) == nil {
-				// A known long flag, or no shorthand cluster either:
-				// let the parser name the whole word.
+			if f != nil || shorthand(name[:1]) == nil || strings.Contains(name, "-") {
+				// A known long flag, or a word that is no shorthand
+				// cluster ("-no-such-flag"): let the parser name the
+				// whole word.
 				a = "-" + a
 			}
 		default:

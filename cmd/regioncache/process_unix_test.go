@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -106,9 +107,13 @@ func TestInterruptRealProcess(t *testing.T) {
 }
 
 // The built binary reports its module version and the VCS revision it was
-// built from (a pseudo-version in a git checkout).
+// built from (a pseudo-version in a git checkout). It is built as "go
+// install" builds it, with VCS stamping on (whatever GOFLAGS says).
 func TestVersionOfBuiltBinary(t *testing.T) {
-	bin := cliBinary(t)
+	bin := filepath.Join(t.TempDir(), exeName("regioncache"))
+	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
 	out, err := exec.Command(bin, "version").Output()
 	if err != nil {
 		t.Fatal(err)
