@@ -24,25 +24,32 @@ type Loader[K comparable, V any] struct {
 // KeyFunc option replaces that string form. Other call options (ExpireAfter,
 // WithTags, CacheIf[V], ...) apply to every call the Loader makes.
 func Cached[K comparable, V any](r *Region, namespace string, fn func(context.Context, K) (V, error), opts ...CallOption) *Loader[K, V] {
-	l := &Loader[K, V]{r: r, namespace: namespace, fn: fn, opts: opts}
+	return &Loader[K, V]{r: r, namespace: namespace, fn: fn, opts: opts, keyFn: keyFuncOf[K](opts)}
+}
+
+// Key returns the cache key used for k.
+func (l *Loader[K, V]) Key(k K) string {
+	return cacheKey(l.namespace, l.keyFn, k)
+}
+
+// keyFuncOf returns the KeyFunc for K among opts, or nil.
+func keyFuncOf[K comparable](opts []CallOption) func(K) string {
 	var c callConfig
 	for _, o := range opts {
 		if o != nil {
 			o.applyCall(&c)
 		}
 	}
-	if f, ok := c.keyFunc.(func(K) string); ok {
-		l.keyFn = f
-	}
-	return l
+	f, _ := c.keyFunc.(func(K) string)
+	return f
 }
 
-// Key returns the cache key used for k.
-func (l *Loader[K, V]) Key(k K) string {
-	if l.keyFn != nil {
-		return l.namespace + ":" + l.keyFn(k)
+// cacheKey is the cache key of k under namespace (see Cached).
+func cacheKey[K comparable](namespace string, keyFn func(K) string, k K) string {
+	if keyFn != nil {
+		return namespace + ":" + keyFn(k)
 	}
-	return l.namespace + ":" + formatKey(k)
+	return namespace + ":" + formatKey(k)
 }
 
 func formatKey(k any) string {

@@ -20,9 +20,28 @@ import (
 // keys are only tried, and a stale value whose lock is held elsewhere is
 // served as it is.
 func GetOrCreateMulti[T any](ctx context.Context, r *Region, keys []string, create func(ctx context.Context, missing []string) ([]T, error), opts ...CallOption) ([]T, error) {
+	vs, _, err := getOrCreateMulti(ctx, r, keys, func(ctx context.Context, missing []string) ([]T, []bool, error) {
+		vs, err := create(ctx, missing)
+		if err != nil {
+			return nil, nil, err
+		}
+		found := make([]bool, len(vs))
+		for i := range found {
+			found[i] = true
+		}
+		return vs, found, nil
+	}, opts)
+	return vs, err
+}
+
+// getOrCreateMulti is GetOrCreateMulti with a creator that may have no value
+// for some keys (found[i] false): those are neither stored nor returned
+// (found false in the result). It is the engine's one multi entry point,
+// for GetOrCreateMulti and CachedMulti.
+func getOrCreateMulti[T any](ctx context.Context, r *Region, keys []string, create func(ctx context.Context, missing []string) ([]T, []bool, error), opts []CallOption) ([]T, []bool, error) {
 	s, err := r.begin()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.exit()
 	cfg := s.callCfg(opts)
@@ -41,26 +60,46 @@ func GetOrCreateMulti[T any](ctx context.Context, r *Region, keys []string, crea
 		pos[j] = i
 	}
 	if len(slots) == 0 {
-		return []T{}, nil
+		return []T{}, []bool{}, nil
 	}
-	src := &valueSource[T]{s: s, cfg: &cfg, createN: func(ctx context.Context, missing []string) ([]T, error) {
-		vs, err := create(ctx, missing)
-		if err == nil && len(vs) != len(missing) {
-			return nil, fmt.Errorf("region %s: GetOrCreateMulti: creator returned %d values for %d keys", s.name, len(vs), len(missing))
-		}
-		return vs, err
-	}}
+	src := &partialSource[T]{valueSource: &valueSource[T]{s: s, cfg: &cfg}, createP: create}
 	if err := src.read(ctx, slots); err != nil {
 		s.event(ctx, EventError, "", err, 0)
-		return nil, err
+		return nil, nil, err
 	}
 	c := &call[T]{s: s, cfg: &cfg, src: src, slots: slots}
 	if err := c.run(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]T, len(keys))
+	found := make([]bool, len(keys))
 	for j, i := range pos {
-		out[j] = slots[i].v
+		out[j], found[j] = slots[i].v, !slots[i].absent
 	}
-	return out, nil
+	return out, found, nil
+}
+
+// partialSource is the value source of multi calls: its creator reports,
+// per key, whether it had a value.
+type partialSource[T any] struct {
+	*valueSource[T]
+	createP func(ctx context.Context, missing []string) ([]T, []bool, error)
+}
+
+func (p *partialSource[T]) create(ctx context.Context, slots []*slot[T]) ([]T, error) {
+	keys := make([]string, len(slots))
+	for i, sl := range slots {
+		keys[i] = sl.key
+	}
+	vs, found, err := p.createP(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) != len(keys) || len(found) != len(keys) {
+		return nil, fmt.Errorf("region %s: GetOrCreateMulti: creator returned %d values for %d keys", p.s.name, len(vs), len(keys))
+	}
+	for i, sl := range slots {
+		sl.absent = !found[i]
+	}
+	return vs, nil
 }
