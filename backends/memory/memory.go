@@ -40,7 +40,7 @@ func init() {
 
 // Backend is the memory backend. Its methods are safe for concurrent use.
 //
-// Unbounded (neither max_entries nor max_size), entries live in a sync.Map and are never
+// Unbounded (neither max_entries nor max_size), entries live in a table whose reads take no lock, and are never
 // modified once stored (a Set stores a new entry), so Get and GetMulti take
 // no lock and write no memory shared between goroutines: hits on one hot key
 // scale with the cores that read it. Writers are serialised by a mutex. With
@@ -57,8 +57,8 @@ type Backend struct {
 	closed atomic.Bool
 
 	// values maps key → *backends.Entry when unbounded; the pointed-to entry
-	// is immutable.
-	values sync.Map
+	// is immutable. Reads take no lock (see table).
+	values *table[backends.Entry]
 
 	mu      sync.Mutex       // held by every writer; by readers only when bounded
 	entries map[string]*item // bounded only
@@ -117,7 +117,7 @@ func OpenOptions(o Options) (*Backend, error) {
 	if o.MaxSize < 0 {
 		return nil, fmt.Errorf("%w: max_size: want 0 (unbounded) or a positive number of bytes, got %d", backends.ErrBadArgument, o.MaxSize)
 	}
-	b := &Backend{copyValues: o.CopyValues, maxEntries: o.MaxEntries, maxSize: o.MaxSize, cost: o.Cost}
+	b := &Backend{copyValues: o.CopyValues, maxEntries: o.MaxEntries, maxSize: o.MaxSize, cost: o.Cost, values: newTable[backends.Entry]()}
 	if o.MaxSize > 0 && o.Cost == nil {
 		b.copyValues = true
 	}
@@ -152,16 +152,16 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	if b.lru != nil {
 		return b.getLRU(key)
 	}
-	v, ok := b.values.Load(key)
+	v := b.values.load(key)
 	// closed is read after the map: if it is still false, the read happened
 	// before Close began to drop the entries.
 	if b.closed.Load() {
 		return backends.Entry{}, closedErr()
 	}
-	if !ok {
+	if v == nil {
 		return backends.Entry{}, backends.ErrNotFound
 	}
-	return *v.(*backends.Entry), nil
+	return *v, nil
 }
 
 func (b *Backend) getLRU(key string) (backends.Entry, error) {
@@ -192,7 +192,7 @@ func (b *Backend) prepare(e backends.Entry) backends.Entry {
 // setLocked stores e; b.mu must be held.
 func (b *Backend) setLocked(key string, e backends.Entry) {
 	if b.lru == nil {
-		b.values.Store(key, &e)
+		b.values.store(key, &e)
 		return
 	}
 	var cost int64
@@ -225,7 +225,7 @@ func (b *Backend) setLocked(key string, e backends.Entry) {
 // deleteLocked deletes key; b.mu must be held.
 func (b *Backend) deleteLocked(key string) {
 	if b.lru == nil {
-		b.values.Delete(key)
+		b.values.remove(key)
 		return
 	}
 	if it, ok := b.entries[key]; ok {
@@ -239,7 +239,7 @@ func (b *Backend) deleteLocked(key string) {
 // held. fn may delete the entry it is given.
 func (b *Backend) rangeLocked(fn func(key string, e *backends.Entry) bool) {
 	if b.lru == nil {
-		b.values.Range(func(k, v any) bool { return fn(k.(string), v.(*backends.Entry)) })
+		b.values.rangeAll(fn)
 		return
 	}
 	for k, it := range b.entries {
@@ -277,8 +277,8 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entr
 	out := make([]*backends.Entry, len(keys))
 	if b.lru == nil {
 		for i, k := range keys {
-			if v, ok := b.values.Load(k); ok {
-				e := *v.(*backends.Entry)
+			if v := b.values.load(k); v != nil {
+				e := *v
 				out[i] = &e
 			}
 		}
@@ -403,7 +403,7 @@ func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed.Store(true)
-	b.values.Clear()
+	b.values.clear()
 	b.entries = nil
 	b.size = 0
 	if b.lru != nil {
