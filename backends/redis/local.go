@@ -118,12 +118,21 @@ func (t *localTier) start(prefixes []string, strip func(string) (string, bool), 
 	go t.receive()
 }
 
+// Liveness of the tracking connection: after trackIdle without a message a
+// PING is sent; if nothing (not even its PONG) arrives within another
+// trackIdle, the connection is presumed stalled or half-open, and the tier
+// stops serving (and forgets everything) until traffic resumes. So a tier
+// whose invalidations stopped arriving serves for at most about twice
+// trackIdle more.
+const trackIdle = 250 * time.Millisecond
+
 // receive processes the tracking connection's messages until close.
 func (t *localTier) receive() {
 	defer close(t.done)
 	ctx := context.Background()
 	backoff := 50 * time.Millisecond
 	subscribed := false
+	pinged := false // a PING is outstanding
 	for {
 		if !subscribed {
 			if err := t.ps.Subscribe(ctx, invalidateChannel); err != nil {
@@ -135,20 +144,30 @@ func (t *localTier) receive() {
 			}
 			subscribed = true
 		}
-		msg, err := t.ps.ReceiveTimeout(ctx, 30*time.Second)
+		msg, err := t.ps.ReceiveTimeout(ctx, trackIdle)
 		if err != nil {
 			if t.closed() {
 				return
 			}
 			var te interface{ Timeout() bool }
 			if errors.As(err, &te) && te.Timeout() {
+				if pinged {
+					// No answer for a whole period: invalidations may be
+					// stuck. Serve nothing kept until traffic resumes (the
+					// connection is ordered: once its PONG arrives, every
+					// invalidation sent before it has been processed).
+					t.live.Store(false)
+					t.flush()
+				}
 				if err := t.ps.Ping(ctx); err == nil {
+					pinged = true
 					continue
 				}
 			}
 			// Invalidations may have been lost: serve nothing kept so far.
 			t.live.Store(false)
 			t.flush()
+			pinged = false
 			if !t.pause(backoff) {
 				return
 			}
@@ -161,8 +180,14 @@ func (t *localTier) receive() {
 			if m.Kind == "subscribe" && m.Channel == invalidateChannel {
 				// Tracking was switched on by OnConnect before this
 				// (re)subscription: from now on every change is announced.
+				pinged = false
 				t.flush()
 				t.live.Store(true)
+			}
+		case *goredis.Pong:
+			if pinged {
+				pinged = false
+				t.live.Store(true) // nothing was lost: the stream is ordered
 			}
 		case *goredis.Message:
 			if m.Channel != invalidateChannel {
@@ -178,7 +203,6 @@ func (t *localTier) receive() {
 			for _, rk := range m.PayloadSlice {
 				t.invalidateRedisKey(rk)
 			}
-		case *goredis.Pong:
 		}
 	}
 }
