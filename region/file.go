@@ -34,7 +34,7 @@ func GetOrCreateFile(ctx context.Context, r *Region, key string, create func(con
 	if s.files == nil {
 		return nil, fmt.Errorf("region %s: GetOrCreateFile: backend %s stores no files: %w", s.name, s.backendName, backends.ErrUnsupported)
 	}
-	cfg := s.callCfg(opts)
+	cfg := s.engineCfg(opts)
 	src := &fileSource{s: s, cfg: &cfg, create1: create}
 	sl := &slot[*os.File]{key: key, bk: s.key(key)}
 	slots := []*slot[*os.File]{sl}

@@ -69,7 +69,7 @@ func getOrCreateSlow[T any](ctx context.Context, r *Region, key, bk string, crea
 		return zero, err
 	}
 	defer s.exit()
-	cfg := s.callCfg(opts)
+	cfg := s.engineCfg(opts)
 	src := &valueSource[T]{s: s, cfg: &cfg, create1: create}
 	sl := &slot[T]{key: key, bk: bk}
 	slots := []*slot[T]{sl}

@@ -44,7 +44,7 @@ func getOrCreateMulti[T any](ctx context.Context, r *Region, keys []string, crea
 		return nil, nil, err
 	}
 	defer s.exit()
-	cfg := s.callCfg(opts)
+	cfg := s.engineCfg(opts)
 
 	index := make(map[string]int, len(keys)) // backend key → slot
 	slots := make([]*slot[T], 0, len(keys))
