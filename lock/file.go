@@ -195,3 +195,54 @@ func (h *fileHandle) Unlock() error {
 	}
 	return err
 }
+
+// waitImpl is implemented by file-lock implementations that can block until
+// a slot is free without taking it.
+type waitImpl interface {
+	// waitFree returns once slot's lock is (or was, at some moment) free.
+	// It may block in the kernel and cannot be interrupted; the caller
+	// runs it where abandoning it is safe.
+	waitFree(slot uint64) error
+}
+
+// WaitUnlocked implements Waiter: it returns once key's lock is free (or was,
+// at some moment after the call), holding nothing, or ctx's error. On Linux
+// every waiter of every process is woken together when the holder releases
+// (a shared OFD lock on the key's byte, through a descriptor of its own, is
+// granted as soon as no process holds the byte exclusively, and dropped at
+// once); a waiter whose ctx ends is abandoned to finish in the background.
+// Elsewhere it takes and releases the lock.
+func (l *FileLocker) WaitUnlocked(ctx context.Context, key string) error {
+	w, ok := l.impl.(waitImpl)
+	if !ok {
+		h, err := l.Lock(ctx, key)
+		if err != nil {
+			return err
+		}
+		return h.Unlock()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	slot := Slot(key)
+	done := make(chan error, 1)
+	l.mu.RLock()
+	closed := l.closed
+	l.mu.RUnlock()
+	if closed {
+		return fmt.Errorf("lock %q: %w", key, ErrClosed)
+	}
+	// Not under l.mu: a wait may last as long as another process's
+	// creation, and Close must not wait for it. A wait on a description
+	// that Close closed meanwhile fails at once.
+	go func() { done <- w.waitFree(slot) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("wait for lock %q in %s: %w", key, l.path, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
