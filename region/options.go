@@ -25,6 +25,7 @@ type config struct {
 	observer      func(Event)
 	locker        lock.Locker
 	invalidations time.Duration
+	strategy      InvalidationStrategy
 	now           func() time.Time
 	bgTimeout     time.Duration
 	asyncRunner   func(ctx context.Context, key string, regenerate func(context.Context))

@@ -2,7 +2,6 @@ package region
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,8 +41,8 @@ type state struct {
 
 	discards bool // the backend keeps nothing (null): no locks, no sharing
 
-	inv        atomic.Pointer[invalidations]
-	refreshing atomic.Bool
+	marks    backendMarks         // the default invalidation strategy
+	strategy InvalidationStrategy // a custom one (WithInvalidationStrategy), or nil
 
 	defaults   callConfig // the call configuration of a call without options
 	flights    flightGroup
@@ -258,7 +257,8 @@ func newState(cfg config, name string, b backends.Backend) *state {
 		s.name = name
 	}
 	s.logger = s.logger.With("region", s.name)
-	s.inv.Store(&invalidations{})
+	s.marks.init(b, s.shared, cfg.invalidations, s.logger)
+	s.strategy = cfg.strategy
 	return s
 }
 
@@ -441,8 +441,9 @@ type invalidations struct {
 }
 
 // Invalidate marks every value in the region created before now as missing
-// (Hard) or stale (Soft). The mark is stored through the backend, so every
-// region sharing the backend's storage honours it, within its
+// (Hard) or stale (Soft), through the region's InvalidationStrategy. By
+// default the mark is stored through the backend (BackendInvalidation), so
+// every region sharing the backend's storage honours it, within its
 // WithInvalidationCheck interval; this region honours it at once.
 func (r *Region) Invalidate(ctx context.Context, mode InvalidationMode) error {
 	s, err := r.load()
@@ -452,61 +453,15 @@ func (r *Region) Invalidate(ctx context.Context, mode InvalidationMode) error {
 	if mode != Hard && mode != Soft {
 		return fmt.Errorf("%w: Invalidate: mode must be region.Hard or region.Soft, got %d", ErrBadOption, int(mode))
 	}
-	now := s.now().UnixNano()
-	k := hardKey
-	if mode == Soft {
-		k = softKey
+	if s.strategy != nil {
+		err = s.strategy.Invalidate(ctx, mode, s.now())
+	} else {
+		err = s.marks.Invalidate(ctx, mode, s.now())
 	}
-	var buf [8]byte
-	binary.BigEndian.PutUint64(buf[:], uint64(now))
-	if err := s.backend.Set(ctx, k, backends.Entry{Payload: buf[:], Created: time.Unix(0, now)}); err != nil {
-		return fmt.Errorf("region %s: store invalidation: %w", s.name, err)
-	}
-	for {
-		old := s.inv.Load()
-		n := *old
-		if mode == Hard {
-			n.hard = max(n.hard, now)
-		} else {
-			n.soft = max(n.soft, now)
-		}
-		if s.inv.CompareAndSwap(old, &n) {
-			return nil
-		}
-	}
-}
-
-// marks returns the invalidation marks, re-reading them from a shared backend
-// when they are older than the check interval. Only one goroutine re-reads at
-// a time; the others use the marks they have.
-func (s *state) marks(ctx context.Context) *invalidations {
-	inv := s.inv.Load()
-	now := time.Now().UnixNano()
-	if now-inv.checked < int64(s.invalidations) && inv.checked != 0 {
-		return inv
-	}
-	if !s.refreshing.CompareAndSwap(false, true) {
-		return inv
-	}
-	defer s.refreshing.Store(false)
-	es, err := backends.GetMulti(ctx, s.backend, []string{hardKey, softKey})
 	if err != nil {
-		s.logger.Warn("regioncache: cannot read invalidation marks", "err", err)
-		return inv
+		return fmt.Errorf("region %s: invalidate: %w", s.name, err)
 	}
-	read := func(e *backends.Entry) int64 {
-		if e == nil || len(e.Payload) != 8 {
-			return 0
-		}
-		return int64(binary.BigEndian.Uint64(e.Payload))
-	}
-	for {
-		old := s.inv.Load()
-		n := &invalidations{hard: max(old.hard, read(es[0])), soft: max(old.soft, read(es[1])), checked: now}
-		if s.inv.CompareAndSwap(old, n) {
-			return n
-		}
-	}
+	return nil
 }
 
 // status is what a read found.
@@ -525,20 +480,32 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig
 	if e.Version < s.minVersion {
 		return missing
 	}
-	inv := s.inv.Load()
-	if s.shared {
-		inv = s.marks(ctx)
-	}
-	if cfg.ignoreExpiration {
-		return fresh
-	}
-	if inv.hard != 0 || inv.soft != 0 {
-		created := e.Created.UnixNano()
-		if created < inv.hard {
-			return missing
+	if s.strategy != nil {
+		if cfg.ignoreExpiration {
+			return fresh
 		}
-		if created < inv.soft {
+		if mode, ok := s.strategy.Invalidated(ctx, e.Created); ok {
+			if mode == Hard {
+				return missing
+			}
 			return stale
+		}
+	} else {
+		inv := s.marks.inv.Load()
+		if s.shared {
+			inv = s.marks.current(ctx)
+		}
+		if cfg.ignoreExpiration {
+			return fresh
+		}
+		if inv.hard != 0 || inv.soft != 0 {
+			created := e.Created.UnixNano()
+			if created < inv.hard {
+				return missing
+			}
+			if created < inv.soft {
+				return stale
+			}
 		}
 	}
 	exp := cfg.expiration
