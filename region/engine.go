@@ -249,6 +249,15 @@ func (c *call[V]) round(ctx context.Context, pending []*slot[V]) ([]*slot[V], er
 			c.outcome(ctx, sl, EventStaleServed)
 			continue
 		}
+		if hh, ok := s.lock.(lock.HeldHinter); ok && hh.HeldElsewhere(sl.bk) {
+			// Another process is known to be creating it: serve the
+			// stale value without asking the lock (a round trip for a
+			// shared lock).
+			f.retry = true
+			s.flights.finish(sl.bk, f)
+			c.outcome(ctx, sl, EventStaleServed)
+			continue
+		}
 		lctx := ctx
 		if c.cfg.background {
 			if bg == nil {
