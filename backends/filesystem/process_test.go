@@ -48,6 +48,8 @@ func TestMain(m *testing.M) {
 type helperResult struct {
 	Callers, Creations, Stale, Fresh, Old int64
 	OldUnder1ms, MaxOldNs                 int64 // latency of calls served the stale value
+	OldLatNs                              []int64
+	Wrong, Overlaps                       int64 // load: wrong values, creators of one key at once
 	Errors                                []string
 }
 
@@ -73,7 +75,11 @@ func runHelper(mode string) (helperResult, error) {
 	if cs := os.Getenv("FS_CACHE_SIZE"); cs != "" {
 		args["cache_size"] = cs
 	}
-	r, err := region.Open("filesystem", args, opts...)
+	backend := os.Getenv("FS_BACKEND")
+	if backend == "" {
+		backend = "filesystem"
+	}
+	r, err := region.Open(backend, args, opts...)
 	if err != nil {
 		return res, err
 	}
@@ -108,6 +114,7 @@ func runHelper(mode string) (helperResult, error) {
 					res.Fresh++
 				case v == "old":
 					res.Old++
+					res.OldLatNs = append(res.OldLatNs, d.Nanoseconds())
 					res.MaxOldNs = max(res.MaxOldNs, d.Nanoseconds())
 					if d < time.Millisecond {
 						res.OldUnder1ms++
@@ -183,6 +190,10 @@ func runHelper(mode string) (helperResult, error) {
 				return res, err
 			}
 		}
+	case "bigwriter": // store large values until killed (filesystem or rawfs)
+		return res, bigWriter(ctx, r)
+	case "load": // the cross-process load test's worker
+		return res, loadWorker(ctx, r, &res)
 	default:
 		return res, fmt.Errorf("unknown helper mode %q", mode)
 	}
@@ -259,6 +270,9 @@ func runAll(t testing.TB, n int, mode string, env ...string) helperResult {
 		sum.Old += r.Old
 		sum.OldUnder1ms += r.OldUnder1ms
 		sum.MaxOldNs = max(sum.MaxOldNs, r.MaxOldNs)
+		sum.OldLatNs = append(sum.OldLatNs, r.OldLatNs...)
+		sum.Wrong += r.Wrong
+		sum.Overlaps += r.Overlaps
 		sum.Errors = append(sum.Errors, r.Errors...)
 	}
 	return sum

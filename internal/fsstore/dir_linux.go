@@ -271,26 +271,27 @@ func lockFile(f *os.File) bool {
 	return ok
 }
 
-// removeAbandoned removes name from d if it is a regular file whose
-// modification time is older than age and on which no live process
-// holds the writer's flock (see lockFile), and if ok (when non-nil) agrees
-// while that flock is held. It returns the bytes removed. Every file the
-// store writes carries its writer's flock from its creation (or, for a
-// creator's file moved in, from before the move), so the age only covers the
-// moment between a file's creation and its flock.
-func (d *dirHandle) removeAbandoned(name string, age time.Duration, ok func() bool) int64 {
+// removeAbandoned removes name from d if it is a regular file on which no
+// live process holds the writer's flock (see lockFile), whose modification
+// time is older than age, and if ok (when non-nil) agrees while that flock
+// is held. It returns the bytes removed, and young: the file is a dead
+// writer's leftover but younger than age. Every file the store writes
+// carries its writer's flock from its creation (or, for a creator's file
+// moved in, from before the move), so age only covers the moment between a
+// file's creation and its flock.
+func (d *dirHandle) removeAbandoned(name string, age time.Duration, ok func() bool) (freed int64, young bool) {
 	fd, err := openatRetry(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK)
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return 0
+		return 0, false
 	}
 	fs := statOf(&st)
-	if !fs.regular || time.Now().UnixNano()-fs.mtimeNs < int64(age) {
-		return 0
+	if !fs.regular {
+		return 0, false
 	}
 	for {
 		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
@@ -298,20 +299,23 @@ func (d *dirHandle) removeAbandoned(name string, age time.Duration, ok func() bo
 			continue
 		}
 		if err != nil {
-			return 0
+			return 0, false // a live writer holds it
 		}
 		break
 	}
+	if time.Now().UnixNano()-fs.mtimeNs < int64(age) {
+		return 0, true
+	}
 	if ok != nil && !ok() {
-		return 0
+		return 0, false
 	}
 	if now, err := d.lstat(name); err != nil || now.ino != fs.ino || now.dev != fs.dev {
-		return 0
+		return 0, false
 	}
 	if d.remove(name) != nil {
-		return 0
+		return 0, false
 	}
-	return fs.size
+	return fs.size, false
 }
 
 // liveLocks reports whether writers mark their files with flocks, so that

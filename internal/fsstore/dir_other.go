@@ -176,18 +176,21 @@ const liveLocks = false
 
 // removeAbandoned removes name from d if it is a regular file older than age
 // and ok (when non-nil) agrees. It returns the bytes removed.
-func (d *dirHandle) removeAbandoned(name string, age time.Duration, ok func() bool) int64 {
+func (d *dirHandle) removeAbandoned(name string, age time.Duration, ok func() bool) (freed int64, young bool) {
 	fi, err := d.root.Lstat(name)
-	if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < age {
-		return 0
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false
+	}
+	if time.Since(fi.ModTime()) < age {
+		return 0, false // maybe being written: no way to tell here
 	}
 	if ok != nil && !ok() {
-		return 0
+		return 0, false
 	}
 	if d.root.Remove(name) != nil {
-		return 0
+		return 0, false
 	}
-	return fi.Size()
+	return fi.Size(), false
 }
 
 func (d *dirHandle) renameIn(from, name string) error {

@@ -369,7 +369,7 @@ func (s *Store) sweepTempDir() int64 {
 	}
 	var freed int64
 	for _, n := range names {
-		freed += d.removeAbandoned(n, s.o.SweepAge, nil)
+		freed += s.removeAbandoned(d, n, nil)
 	}
 	return freed
 }

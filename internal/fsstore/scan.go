@@ -74,7 +74,7 @@ func (s *Store) scanShard(ctx context.Context, i int) ([]candidate, error) {
 			continue
 		}
 		if k == kindTemp {
-			sh.removeAbandoned(n, s.o.SweepAge, nil)
+			s.removeAbandoned(sh, n, nil)
 			continue
 		}
 		st, err := sh.lstat(n)
@@ -105,7 +105,7 @@ func (s *Store) sweepData(ctx context.Context, sh *dirHandle, n string) bool {
 	if s.o.Kind != KindFile {
 		return false
 	}
-	return sh.removeAbandoned(n, s.o.SweepAge, func() bool {
+	return s.removeAbandoned(sh, n, func() bool {
 		h, ok, err := s.internal.TryLock(ctx, lockEntry+n[:32])
 		if err != nil || !ok {
 			return false
@@ -135,65 +135,64 @@ func (s *Store) scanAll(ctx context.Context, fn func(c []candidate) error) error
 	return nil
 }
 
-// sweepAll sweeps tmp/ and every shard (at Open).
-func (s *Store) sweepAll() {
-	s.sweepTempDir()
-	for i := range 256 {
-		if s.bgCtx.Err() != nil {
-			return
-		}
-		_, _ = s.scanShard(s.bgCtx, i)
-	}
-}
+// sweepAll runs the first sweep of an opened store.
+func (s *Store) sweepAll() { s.sweep(s.bgCtx) }
 
-// sweepEvery sweeps the leftovers of dead writers every SweepInterval, in
-// one process at a time, until Close: only the names of temporary files are
-// looked at, so a sweep costs a directory listing per shard.
+// sweepEvery sweeps every SweepInterval until Close, and sooner (once they
+// are SweepAge old) when the last sweep saw leftovers too young to take.
 func (s *Store) sweepEvery() {
 	if s.o.SweepInterval < 0 {
 		return
 	}
-	t := time.NewTicker(s.o.SweepInterval)
-	defer t.Stop()
 	for {
+		next := s.o.SweepInterval
+		if s.resweep.Swap(false) {
+			next = min(next, s.o.SweepAge+100*time.Millisecond)
+		}
+		t := time.NewTimer(next)
 		select {
 		case <-s.bgCtx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
-		s.SweepLeftovers(s.bgCtx)
+		s.sweep(s.bgCtx)
 	}
 }
 
-// SweepLeftovers removes the temporary files of dead writers from tmp/ and
-// every shard, unless another process is sweeping. It returns the bytes
-// freed.
-func (s *Store) SweepLeftovers(ctx context.Context) int64 {
+// removeAbandoned removes the leftover name of a dead writer from d (see
+// dirHandle.removeAbandoned), noting one too young to take for a sweep soon.
+func (s *Store) removeAbandoned(d *dirHandle, name string, ok func() bool) int64 {
+	n, young := d.removeAbandoned(name, s.o.SweepAge, ok)
+	if young {
+		s.resweep.Store(true)
+	}
+	return n
+}
+
+// sweep, in one process at a time, removes the leftovers of dead writers
+// (from tmp/ and every shard: temporary files and unreferenced rawfs data
+// files that no live writer holds), recounts the directory (correcting the
+// size counter if nothing changed it meanwhile, which undoes the drift a
+// writer killed between its commit and its accounting leaves) and evicts if
+// that shows the directory over cache_size. Its cost is one directory
+// listing per shard and one lstat per entry, once per SweepInterval.
+func (s *Store) sweep(ctx context.Context) {
 	h, ok, err := s.internal.TryLock(ctx, lockSweep)
 	if err != nil || !ok {
-		return 0
+		return
 	}
 	defer h.Unlock()
-	freed := s.sweepTempDir()
-	for i := range 256 {
-		if ctx.Err() != nil {
-			break
-		}
-		sh, err := s.shard(i, false)
-		if err != nil || sh == nil {
-			continue
-		}
-		names, err := sh.readNames()
-		if err != nil {
-			continue
-		}
-		for _, n := range names {
-			if classify(n) == kindTemp {
-				freed += sh.removeAbandoned(n, s.o.SweepAge, nil)
-			}
+	s.sweepTempDir()
+	if _, err := s.recount(ctx, nil); err != nil {
+		return
+	}
+	if s.o.MaxBytes > 0 {
+		if b, _, _ := s.counter(); b > s.o.MaxBytes && s.evicting.CompareAndSwap(false, true) {
+			s.evictLoop()
+			s.evicting.Store(false)
 		}
 	}
-	return freed
 }
 
 // Recount scans the whole directory and returns what it found. It resets the
@@ -347,15 +346,19 @@ func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64,
 	if s.afterSelect != nil {
 		s.afterSelect(cands)
 	}
+
 	for _, c := range cands {
 		if freed >= need {
 			break
 		}
-		got, err := s.removeEntry(ctx, c.sh, c.name, &c.st)
+		got, err := s.unlinkEntry(ctx, c.sh, c.name, &c.st)
 		if err == nil && got > 0 {
 			freed += got
 			removed++
 		}
+	}
+	if removed > 0 {
+		s.addSize(-freed, -int64(removed))
 	}
 	return freed, removed
 }

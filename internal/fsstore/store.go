@@ -116,7 +116,7 @@ type Options struct {
 	TouchInterval time.Duration
 	// SweepAge is how long since its last change a file being written must
 	// be left alone by sweeps even when no writer's flock is on it (the
-	// moment between its creation and its flock). Default 10s on Linux,
+	// moment between its creation and its flock). Default 2s on Linux,
 	// where writers mark their files with flocks; 1h elsewhere.
 	SweepAge time.Duration
 	// SweepInterval is how often an open store sweeps crash leftovers
@@ -152,6 +152,7 @@ type Store struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	evicting atomic.Bool
+	resweep  atomic.Bool // a sweep saw a dead writer's leftover too young to take
 	closing  atomic.Bool // Close has begun: the evictor finishes its pass but waits for nobody
 
 	hook atomic.Pointer[func() error]
@@ -193,7 +194,7 @@ func Open(o Options) (*Store, error) {
 	if o.SweepAge == 0 {
 		o.SweepAge = time.Hour
 		if liveLocks {
-			o.SweepAge = 10 * time.Second
+			o.SweepAge = 2 * time.Second
 		}
 	}
 	if o.SweepInterval == 0 {
@@ -647,6 +648,16 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // lock. If want is non-nil, it deletes only if the file is still the one
 // described by want (same inode, size and mtime): a newer write is kept.
 func (s *Store) removeEntry(ctx context.Context, sh *dirHandle, name string, want *fileStat) (int64, error) {
+	acct, err := s.unlinkEntry(ctx, sh, name, want)
+	if acct > 0 {
+		s.addSize(-acct, -1)
+	}
+	return acct, err
+}
+
+// unlinkEntry is removeEntry without the accounting, which the caller does
+// (eviction, once per pass).
+func (s *Store) unlinkEntry(ctx context.Context, sh *dirHandle, name string, want *fileStat) (int64, error) {
 	var h lock.Handle
 	var err error
 	if want != nil {
@@ -679,8 +690,7 @@ func (s *Store) removeEntry(ctx context.Context, sh *dirHandle, name string, wan
 	if data != "" {
 		_ = sh.remove(data)
 	}
-	s.addSize(-acct, -1)
-	return acct, nil
+	return max(acct, 1), nil
 }
 
 // The size file holds three little-endian 64-bit numbers: accounted bytes,
@@ -708,9 +718,24 @@ func writeCounter(f *os.File, bytes, entries, gen int64) {
 	_, _ = f.WriteAt(b[:], 0)
 }
 
+// lockSizeFile takes the size counter's lock. It is held for a read and a
+// write of 24 bytes, so waiters poll it briefly (20µs to 500µs) rather than
+// with the dogpile locks' back-off, which reaches 10ms and would make every
+// writer of a busy directory queue behind it.
+func (s *Store) lockSizeFile() (lock.Handle, error) {
+	ctx := context.Background()
+	for wait := 20 * time.Microsecond; ; wait = min(2*wait, 500*time.Microsecond) {
+		h, ok, err := s.internal.TryLock(ctx, lockSize)
+		if err != nil || ok {
+			return h, err
+		}
+		time.Sleep(wait)
+	}
+}
+
 // addSize adjusts the shared size counter and returns the new totals.
 func (s *Store) addSize(dBytes, dEntries int64) (int64, int64) {
-	h, err := s.internal.Lock(context.Background(), lockSize)
+	h, err := s.lockSizeFile()
 	if err != nil {
 		return 0, 0
 	}
@@ -727,7 +752,7 @@ func (s *Store) addSize(dBytes, dEntries int64) (int64, int64) {
 
 // counter returns the shared size counter with its generation.
 func (s *Store) counter() (bytes, entries, gen int64) {
-	h, err := s.internal.Lock(context.Background(), lockSize)
+	h, err := s.lockSizeFile()
 	if err != nil {
 		return 0, 0, -1
 	}
@@ -739,7 +764,7 @@ func (s *Store) counter() (bytes, entries, gen int64) {
 // if its generation is still gen (no update happened during the scan, which
 // the scan may or may not have seen). It reports whether it did.
 func (s *Store) setSizeIf(gen, bytes, entries int64) bool {
-	h, err := s.internal.Lock(context.Background(), lockSize)
+	h, err := s.lockSizeFile()
 	if err != nil {
 		return false
 	}
