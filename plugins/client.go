@@ -38,6 +38,9 @@ type config struct {
 	dialOpts []grpc.DialOption // tests only: e.g. a stats handler
 }
 
+// maxMessage is the largest message the host accepts from a plugin.
+const maxMessage = 4 << 20
+
 // DefaultMaxValueSize is the largest value a plugin may hand the host in
 // memory (Get, GetMulti) unless WithMaxValueSize says otherwise.
 const DefaultMaxValueSize = 1 << 30
@@ -282,7 +285,9 @@ func launch(path string, cfg *config) (*proc, error) {
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake(),
 		VersionedPlugins: pluginSets(nil),
-		GRPCDialOptions:  cfg.dialOpts,
+		// go-plugin lets messages be up to 2 GiB; a plugin's reply is held
+		// to gRPC's default (no message of this protocol needs more).
+		GRPCDialOptions:  append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage))}, cfg.dialOpts...),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		SecureConfig:     secure,
@@ -470,7 +475,7 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 		rep, err = b.muxCall(ctx, p, &pb.Call{Get: &pb.KeyRequest{Instance: id, Key: []byte(key)}})
 		if err == nil {
 			if r = rep.Get; r == nil {
-				err = fmt.Errorf("plugin %s: %w: Get answered without an answer", b.cfg.name, backends.ErrBadResult)
+				err = fmt.Errorf("%w: Get answered without an answer", backends.ErrBadResult)
 			}
 		}
 	} else {
@@ -519,7 +524,7 @@ func (b *Backend) received(ctx context.Context, c pb.BackendClient, r *pb.GetRes
 		return e, nil
 	}
 	if r.Size < 0 || r.Size > b.cfg.maxValue {
-		return e, fmt.Errorf("plugin %s: %w: a value of %d bytes announced (the limit is %d, see WithMaxValueSize)", b.cfg.name, backends.ErrBadResult, r.Size, b.cfg.maxValue)
+		return e, fmt.Errorf("%w: a value of %d bytes announced (the limit is %d, see WithMaxValueSize)", backends.ErrBadResult, r.Size, b.cfg.maxValue)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the stream if we stop reading early
@@ -537,7 +542,7 @@ func (b *Backend) received(ctx context.Context, c pb.BackendClient, r *pb.GetRes
 			return e, err
 		}
 		if int64(len(buf))+int64(len(ch.Data)) > r.Size {
-			return e, fmt.Errorf("plugin %s: %w: the plugin streamed more than the %d bytes it announced", b.cfg.name, backends.ErrBadResult, r.Size)
+			return e, fmt.Errorf("%w: the plugin streamed more than the %d bytes it announced", backends.ErrBadResult, r.Size)
 		}
 		if len(buf)+len(ch.Data) > cap(buf) {
 			// Grow to twice what arrived, capped by the announced size.
@@ -549,7 +554,7 @@ func (b *Backend) received(ctx context.Context, c pb.BackendClient, r *pb.GetRes
 		buf = append(buf, ch.Data...)
 	}
 	if int64(len(buf)) != r.Size {
-		return e, fmt.Errorf("plugin %s: %w: the plugin streamed %d bytes of a %d-byte value", b.cfg.name, backends.ErrBadResult, len(buf), r.Size)
+		return e, fmt.Errorf("%w: the plugin streamed %d bytes of a %d-byte value", backends.ErrBadResult, len(buf), r.Size)
 	}
 	e.Payload = payloadOf(buf)
 	return e, nil

@@ -43,7 +43,7 @@ func (b *Backend) OpenFile(ctx context.Context, key string) (*os.File, backends.
 		e = entryOf(first.Meta)
 		tmp, err := os.CreateTemp(b.cfg.tempDir, "regioncache-plugin-*")
 		if err != nil {
-			return fmt.Errorf("plugin %s: temporary file for OpenFile: %w", b.cfg.name, err)
+			return fmt.Errorf("temporary file for OpenFile: %w", err)
 		}
 		name := tmp.Name()
 		keep := false
@@ -61,7 +61,7 @@ func (b *Backend) OpenFile(ctx context.Context, key string) (*os.File, backends.
 			w, err := tmp.Write(frame.Data)
 			n += int64(w)
 			if err != nil {
-				return fmt.Errorf("plugin %s: writing %s: %w", b.cfg.name, name, err)
+				return fmt.Errorf("writing %s: %w", name, err)
 			}
 			frame, err = st.Recv()
 			if err == io.EOF {
@@ -76,7 +76,7 @@ func (b *Backend) OpenFile(ctx context.Context, key string) (*os.File, backends.
 		}
 		ro, err := os.Open(name)
 		if err != nil {
-			return fmt.Errorf("plugin %s: %w", b.cfg.name, err)
+			return err
 		}
 		keep, out = true, ro
 		return nil
@@ -184,9 +184,9 @@ func (b *Backend) storeByPath(ctx context.Context, key string, f *os.File, fi os
 	if b.notShared.Load() {
 		return false, nil
 	}
-	dev, ino, ok := fileID(fi)
-	if !ok || !fi.Mode().IsRegular() {
-		return false, nil
+	dev, ino, linked, ok := fileID(fi)
+	if !ok || !linked || !fi.Mode().IsRegular() {
+		return false, nil // an unnamed file is streamed
 	}
 	path, err := filepath.Abs(f.Name())
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // helperEnv makes the test binary act as a plugin host (see helperMain), so
@@ -38,4 +40,10 @@ func (b *Backend) starts() int {
 	b.g.mu.Lock()
 	defer b.g.mu.Unlock()
 	return b.g.starts
+}
+
+// withOwnProcess makes Open start a plugin process of the Backend's own
+// rather than join one serving the same executable.
+func withOwnProcess() Option {
+	return func(c *config) { c.dialOpts = append(c.dialOpts[:len(c.dialOpts):len(c.dialOpts)], grpc.EmptyDialOption{}) }
 }

@@ -268,7 +268,7 @@ func refOf(f *os.File) (*pb.FileRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, ino, ok := fileID(fi)
+	dev, ino, _, ok := fileID(fi)
 	if !ok {
 		return nil, fmt.Errorf("%w: no file identity on this system", backends.ErrUnsupported)
 	}
@@ -285,7 +285,7 @@ func sameFile(f *os.File, ref *pb.FileRef) bool {
 	if err != nil || !fi.Mode().IsRegular() {
 		return false
 	}
-	dev, ino, ok := fileID(fi)
+	dev, ino, _, ok := fileID(fi)
 	return ok && dev == ref.Dev && ino == ref.Ino && fi.Size() == ref.Size
 }
 

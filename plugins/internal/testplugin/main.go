@@ -127,7 +127,7 @@ func serveFault(name string) {
 
 // countingLocker is a keyed lock that counts the Lock calls waiting in it.
 type countingLocker struct {
-	k                   *lock.Keyed
+	k                    *lock.Keyed
 	waiting, most, total atomic.Int64
 }
 
