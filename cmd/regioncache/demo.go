@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ const demoWorkerEnv = "REGIONCACHE_DEMO_WORKER"
 // demoResult is what one worker process reports, as one JSON line.
 type demoResult struct {
 	Callers, Creations, Stale, Waits, Errors int64
+	SlowestStaleNs                           int64  `json:",omitempty"` // the slowest caller served a previous round's value
 	FirstError                               string `json:",omitempty"`
 }
 
@@ -139,6 +141,7 @@ func runDemo(ctx context.Context, e *env, df *demoFlags, asJSON bool) error {
 		return ctx.Err()
 	}
 	fmt.Fprintf(out, "\nexpired: the value is now older than the region's expiration (%v); the same callers ask again\n", expiration)
+	cfg.round = 2
 	hot, elapsed, err := stampede(ctx, exe, *procs, cfg)
 	if err != nil {
 		return err
@@ -162,10 +165,14 @@ func printDemo(w io.Writer, r demoResult, elapsed time.Duration) {
 	fmt.Fprintf(w, "served stale: %d\n", r.Stale)
 	fmt.Fprintf(w, "waited for the creator: %d\n", r.Waits)
 	fmt.Fprintf(w, "errors: %d\n", r.Errors)
+	if r.Stale > 0 {
+		fmt.Fprintf(w, "slowest stale: %v\n", time.Duration(r.SlowestStaleNs))
+	}
 	fmt.Fprintf(w, "elapsed: %v\n", elapsed.Round(time.Millisecond))
 }
 
 type demoConfig struct {
+	round      int
 	dir, key   string
 	goroutines int
 	work       time.Duration
@@ -194,6 +201,7 @@ func stampede(ctx context.Context, exe string, procs int, cfg demoConfig) (demoR
 			"REGIONCACHE_DEMO_DIR="+cfg.dir, "REGIONCACHE_DEMO_KEY="+cfg.key,
 			"REGIONCACHE_DEMO_GOROUTINES="+strconv.Itoa(cfg.goroutines),
 			"REGIONCACHE_DEMO_WORK="+cfg.work.String(),
+			"REGIONCACHE_DEMO_ROUND="+strconv.Itoa(cfg.round),
 			"REGIONCACHE_DEMO_EXPIRATION="+cfg.expiration.String())
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
@@ -229,6 +237,7 @@ func stampede(ctx context.Context, exe string, procs int, cfg demoConfig) (demoR
 		sum.Stale += r.Stale
 		sum.Waits += r.Waits
 		sum.Errors += r.Errors
+		sum.SlowestStaleNs = max(sum.SlowestStaleNs, r.SlowestStaleNs)
 		if sum.FirstError == "" {
 			sum.FirstError = r.FirstError
 		}
@@ -251,6 +260,7 @@ func demoWorker() int {
 	work, _ := time.ParseDuration(os.Getenv("REGIONCACHE_DEMO_WORK"))
 	exp, _ := time.ParseDuration(os.Getenv("REGIONCACHE_DEMO_EXPIRATION"))
 	key := os.Getenv("REGIONCACHE_DEMO_KEY")
+	round := " in round " + os.Getenv("REGIONCACHE_DEMO_ROUND")
 	r, err := region.Open("filesystem", backends.Args{"base_dir": os.Getenv("REGIONCACHE_DEMO_DIR")}, region.WithExpiration(exp))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo worker:", err)
@@ -262,22 +272,28 @@ func demoWorker() int {
 
 	ctx := context.Background()
 	var res demoResult
-	var creations, failed atomic.Int64
+	var creations, failed, slowestStale atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	for range gor {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := region.GetOrCreate(ctx, r, key, func(ctx context.Context) (string, error) {
+			t0 := time.Now()
+			v, err := region.GetOrCreate(ctx, r, key, func(ctx context.Context) (string, error) {
 				creations.Add(1)
 				select {
 				case <-time.After(work):
 				case <-ctx.Done():
 					return "", ctx.Err()
 				}
-				return "expensive result made by process " + strconv.Itoa(os.Getpid()), nil
+				return "expensive result made by process " + strconv.Itoa(os.Getpid()) + round, nil
 			})
+			if d := time.Since(t0).Nanoseconds(); err == nil && !strings.HasSuffix(v, round) {
+				// Served an earlier round's value: a stale caller.
+				for cur := slowestStale.Load(); d > cur && !slowestStale.CompareAndSwap(cur, d); cur = slowestStale.Load() {
+				}
+			}
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())
@@ -291,6 +307,7 @@ func demoWorker() int {
 	res.Stale = st.StaleServed
 	res.Waits = st.LockWaits
 	res.Errors = failed.Load()
+	res.SlowestStaleNs = slowestStale.Load()
 	if s, ok := firstErr.Load().(string); ok {
 		res.FirstError = s
 	}

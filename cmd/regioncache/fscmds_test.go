@@ -306,3 +306,24 @@ func TestCommandsReportDamagedShardAndGoOn(t *testing.T) {
 		}
 	}
 }
+
+// The demo's expired round reports its slowest stale caller's latency (the
+// bar is 1ms on files); the cold round, which serves nobody stale, does not.
+func TestDemoPrintsSlowestStale(t *testing.T) {
+	code, out, errs := runCmd(t, "", "demo", "-processes", "2", "-goroutines", "8", "-work", "50ms")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errs, out)
+	}
+	cold, expired, ok := strings.Cut(out, "expired:")
+	if !ok || strings.Contains(cold, "slowest stale:") || !strings.Contains(expired, "slowest stale: ") {
+		t.Fatalf("want one \"slowest stale:\" line, in the expired round:\n%s", out)
+	}
+	for _, l := range strings.Split(expired, "\n") {
+		if d, ok := strings.CutPrefix(l, "slowest stale: "); ok {
+			if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+				t.Fatalf("slowest stale: %q is not a positive duration", d)
+			}
+			t.Logf("slowest stale: %s", d)
+		}
+	}
+}
