@@ -51,6 +51,10 @@ func checkExpiry(ctx context.Context, e *env) error {
 	if err := e.sameEntry(got, ent); err != nil {
 		return err
 	}
+	// A second and a third entry, stored by SetMulti, expire alike.
+	if err := backends.SetMulti(ctx, b, []string{"k2", "k3"}, []backends.Entry{newEntry([]byte("two"), 2, "t"), newEntry(nil, 3)}); err != nil {
+		return fmt.Errorf("SetMulti: %w", err)
+	}
 	deadline := start.Add(ttl + e.cfg.patience)
 	step := max(ttl/10, 10*time.Millisecond)
 	for {
@@ -59,7 +63,7 @@ func checkExpiry(ctx context.Context, e *env) error {
 			if time.Since(start) < ttl {
 				return fmt.Errorf("entry expired after %v, before its storage TTL of %v had passed", time.Since(start), ttl)
 			}
-			return nil
+			return e.expiredEverywhere(ctx, b, start, deadline)
 		}
 		if err != nil {
 			return fmt.Errorf("Get while waiting for expiry: %w", err)
@@ -425,4 +429,35 @@ func (e *env) expectFile(ctx context.Context, fs backends.FileStore, key string,
 		return fmt.Errorf("OpenFile(%s) metadata: %w", qkey(key), err)
 	}
 	return nil
+}
+
+// expiredEverywhere waits (until deadline) for the SetMulti entries of the
+// expiry check to expire too, then requires every read path to agree that
+// nothing is left.
+func (e *env) expiredEverywhere(ctx context.Context, b backends.Backend, start, deadline time.Time) error {
+	saved := e.caps
+	e.caps = featuresOf(ctx, b) // the instance with a TTL may have more
+	defer func() { e.caps = saved }()
+	r := newReadPaths(e, b)
+	for _, k := range []string{"k", "k2", "k3"} {
+		r.use(k)
+		for {
+			_, err := b.Get(ctx, k)
+			if errors.Is(err, backends.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("Get(%s) while waiting for expiry: %w", qkey(k), err)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("Get(%s) still finds the entry stored by SetMulti %v after it was written with a storage TTL of %v", qkey(k), time.Since(start).Round(time.Millisecond), e.cfg.ttl)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(max(e.cfg.ttl/10, 10*time.Millisecond)):
+			}
+		}
+	}
+	return r.verify(ctx, "the storage TTL retired every entry")
 }

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/regioncache/regioncache/backends"
 )
@@ -283,56 +282,6 @@ func checkReadPaths(ctx context.Context, e *env) error {
 	return r.verify(ctx, "deleting every entry")
 }
 
-// checkReadPathsExpiry: once the storage TTL has retired entries, no read
-// path reports them.
-func checkReadPathsExpiry(ctx context.Context, e *env) error {
-	if e.h.OpenWithTTL == nil {
-		return skipf("harness has no OpenWithTTL: backend lacks capability storage-expiry")
-	}
-	ttl := e.cfg.ttl
-	b, err := e.h.OpenWithTTL(ctx, e.dir, ttl)
-	if err != nil {
-		return fmt.Errorf("OpenWithTTL(%v): %w", ttl, err)
-	}
-	e.track(b)
-	caps := featuresOf(ctx, b) // the instance with a TTL may have more
-	saved := e.caps
-	e.caps = caps
-	defer func() { e.caps = saved }()
-	r := newReadPaths(e, b)
-	start := time.Now()
-	if err := set(ctx, b, "x0", newEntry([]byte("expiring"), 1, "t")); err != nil {
-		return err
-	}
-	if err := backends.SetMulti(ctx, b, []string{"x1", "x2"}, []backends.Entry{newEntry([]byte("one"), 2, "t"), newEntry(nil, 3)}); err != nil {
-		return fmt.Errorf("SetMulti: %w", err)
-	}
-	r.use("x0")
-	r.use("x1")
-	r.use("x2")
-	deadline := start.Add(ttl + e.cfg.patience)
-	for _, k := range r.universe {
-		for {
-			_, err := b.Get(ctx, k)
-			if errors.Is(err, backends.ErrNotFound) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("Get(%s) while waiting for expiry: %w", qkey(k), err)
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("Get(%s) still finds the entry %v after it was written with a storage TTL of %v", qkey(k), time.Since(start).Round(time.Millisecond), ttl)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(max(ttl/10, 10*time.Millisecond)):
-			}
-		}
-	}
-	return r.verify(ctx, "the storage TTL retired every entry")
-}
-
 // ownValue is what writer w stores under key at step seq of round.
 func ownValue(key string, w, seq int) backends.Entry { return concurrentValue(key, w, seq) }
 
@@ -346,7 +295,7 @@ func checkOwnKeys(ctx context.Context, e *env) error {
 	}
 	return e.repeat(ctx, func(round int) error {
 		const perWriter = 3
-		writers, ops := e.cfg.writers, e.cfg.ops
+		writers, ops := e.cfg.writers, max(e.cfg.ops/2, 1)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		var (

@@ -31,7 +31,7 @@ type check struct {
 	// closeLater leaves the failures of the final Close of the instances
 	// to the checks that test Close (the "open" probe).
 	closeLater bool
-	run    func(ctx context.Context, e *env) error
+	run        func(ctx context.Context, e *env) error
 }
 
 // CheckNames returns the names of every check in the suite, in the order

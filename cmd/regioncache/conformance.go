@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,16 +24,20 @@ type conformanceFlags struct {
 	only    string
 	large   string
 	timeout time.Duration
+	stress  time.Duration
+	// Harness declarations a plugin's author makes on its behalf.
+	lockEndsWithContext bool
+	createdPrecision    time.Duration
 }
 
 func newConformance(e *env) *cobra.Command {
 	cf := &conformanceFlags{}
 	cmd := &cobra.Command{
-		Use:   "conformance PLUGIN [--arg key=value ...] [--only check,...] [--large SIZE] [--timeout D]",
-		Short: "run the backend conformance suite against a plugin executable and print a table of checks",
+		Use:   "conformance PLUGIN|NAME [--arg key=value ...] [--only check,...] [--large SIZE] [--timeout D] [--stress D]",
+		Short: "run the backend conformance suite against a plugin (an executable, or the backend name of an installed or discoverable plugin) and print a table of checks",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usagef("want exactly one plugin executable, got %d arguments", len(args))
+				return usagef("want exactly one plugin executable or plugin backend name, got %d arguments", len(args))
 			}
 			return nil
 		},
@@ -44,11 +50,56 @@ func newConformance(e *env) *cobra.Command {
 	f.StringVar(&cf.only, "only", "", "comma-separated check names (or prefixes such as lock/) to run; default all")
 	f.StringVar(&cf.large, "large", "", `size of the large-value round trip (default 64MiB), e.g. "256MiB"`)
 	f.DurationVar(&cf.timeout, "timeout", 2*time.Minute, "limit for each check")
+	f.DurationVar(&cf.stress, "stress", 0, "repeat the race-hunting checks (concurrent, concurrent/own-keys, shared-storage) for this long each, e.g. 1m")
+	f.BoolVar(&cf.lockEndsWithContext, "lock-ends-with-context", false, "the backend's lock is freed when the context it was taken with ends (enables lock/owner-context)")
+	f.DurationVar(&cf.createdPrecision, "created-precision", 0, "how precisely the backend keeps an entry's creation time (default: to the nanosecond)")
 	return cmd
 }
 
-// runConformance runs the suite against the plugin executable bin.
-func runConformance(ctx context.Context, e *env, cf *conformanceFlags, bin string, asJSON bool) error {
+// conformanceTarget is the plugin the conformance command checks.
+type conformanceTarget struct {
+	name string
+	path string
+	open func(args backends.Args) (backends.Backend, error)
+}
+
+// resolvePlugin finds the plugin target names: an executable's path, or the
+// backend name of a plugin installed or found on the plugin path (a pinned
+// plugin is checked against its checksum on every launch).
+func resolvePlugin(target string) (conformanceTarget, error) {
+	isPath := strings.ContainsRune(target, '/') || strings.ContainsRune(target, filepath.Separator)
+	if !isPath {
+		if st, err := os.Stat(target); err == nil && st.Mode().IsRegular() {
+			isPath = true
+		}
+	}
+	if isPath {
+		return conformanceTarget{name: plugins.NameOf(target), path: target,
+			open: func(args backends.Args) (backends.Backend, error) { return plugins.Open(target, args) }}, nil
+	}
+	if p, ok := plugins.Find(target); ok {
+		return conformanceTarget{name: p.Name, path: p.Path,
+			open: func(args backends.Args) (backends.Backend, error) { return p.Open(args) }}, nil
+	}
+	var known []string
+	if ps, err := plugins.List(); err == nil {
+		for _, p := range ps {
+			if !p.Shadowed {
+				known = append(known, p.Name)
+			}
+		}
+	}
+	list := "none"
+	if len(known) > 0 {
+		list = strings.Join(known, ", ")
+	}
+	return conformanceTarget{}, fmt.Errorf("conformance: %q is neither a plugin executable nor the backend name of an installed or discoverable plugin (plugins found: %s; searched %s)",
+		target, list, strings.Join(plugins.Dirs(), string(os.PathListSeparator)))
+}
+
+// runConformance runs the suite against the plugin target: an executable's
+// path or an installed or discoverable plugin's backend name.
+func runConformance(ctx context.Context, e *env, cf *conformanceFlags, target string, asJSON bool) error {
 	args0 := backends.Args{}
 	var ttlArgs []string
 	for _, s := range cf.args {
@@ -75,21 +126,30 @@ func runConformance(ctx context.Context, e *env, cf *conformanceFlags, bin strin
 		}
 		return a
 	}
-	if err := plugins.Probe(bin); err != nil {
+	pl, err := resolvePlugin(target)
+	if err != nil {
+		return err
+	}
+	if err := plugins.Probe(pl.path, plugins.WithName(pl.name)); err != nil {
 		return err
 	}
 	h := conformance.Harness{
-		Name: plugins.NameOf(bin),
+		Name: pl.name,
 		Open: func(ctx context.Context, dir string) (backends.Backend, error) {
-			return plugins.Open(bin, argsFor(dir, 0))
+			return pl.open(argsFor(dir, 0))
 		},
+		LockEndsWithContext: cf.lockEndsWithContext,
+		CreatedPrecision:    cf.createdPrecision,
 	}
 	if len(ttlArgs) > 0 {
 		h.OpenWithTTL = func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error) {
-			return plugins.Open(bin, argsFor(dir, ttl))
+			return pl.open(argsFor(dir, ttl))
 		}
 	}
 	opts := []conformance.Option{conformance.CheckTimeout(cf.timeout)}
+	if cf.stress > 0 {
+		opts = append(opts, conformance.Stress(cf.stress))
+	}
 	if cf.only != "" {
 		opts = append(opts, conformance.Only(strings.Split(cf.only, ",")...))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/regioncache/regioncache/conformance"
+	"github.com/regioncache/regioncache/conformance/brokentest"
 )
 
 var (
@@ -38,6 +43,7 @@ func pluginBins(t *testing.T) string {
 		for _, b := range []struct{ out, pkg string }{
 			{"regioncache-backend-bolt", "../../examples/plugins/boltbackend"},
 			{"regioncache-backend-broken", "../../plugins/internal/testplugin"},
+			{"backendplugin", "../../conformance/internal/backendplugin"},
 		} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, exeName(b.out)), b.pkg)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -151,5 +157,135 @@ func TestPluginCommands(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "plugin", "frobnicate"); code != 2 {
 		t.Errorf("unknown subcommand: exit %d, want 2", code)
+	}
+}
+
+// faultBin returns the test plugin installed as regioncache-backend-<name>
+// in the build directory (a hard link, or a copy), so that it serves the
+// backend or brokentest wrapper its name selects.
+func faultBin(t *testing.T, name string) string {
+	t.Helper()
+	return linkBin(t, "regioncache-backend-broken", name)
+}
+
+// linkBin installs the built executable base as regioncache-backend-<name>.
+func linkBin(t *testing.T, base, name string) string {
+	t.Helper()
+	dir := pluginBins(t)
+	src := filepath.Join(dir, exeName(base))
+	dst := filepath.Join(dir, exeName("regioncache-backend-"+name))
+	linkMu.Lock()
+	defer linkMu.Unlock()
+	if _, err := os.Stat(dst); err == nil {
+		return dst
+	}
+	if err := os.Link(src, dst); err != nil {
+		data, rerr := os.ReadFile(src)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+var linkMu sync.Mutex
+
+// tableStatus returns the status column of check's row in a printed report.
+func tableStatus(out, check string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == check {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// maskedByTransport are faults that the plugin boundary makes harmless:
+// the host (or the plugin's server side) enforces the rule itself, so the
+// check passes through a plugin. Each is still caught in process
+// (conformance.TestBrokenBackendsAreCaught).
+var maskedByTransport = map[string]string{
+	"ignores-close":               "the host refuses every call on a closed Backend without asking the plugin",
+	"ignores-context":             "the host's call returns when its context ends; the plugin drops the lock if it gets it later",
+	"truncates-files":             "the plugin hands its backend a fresh temporary file positioned at offset 0",
+	"leaks-lock-on-ended-context": "the host's Lock with an ended context fails in the host (gRPC refuses the call) and never reaches the plugin",
+	"writable-open-file":          "the host gives the caller its own copy of the streamed file, opened read-only",
+	"unfenced-set":                "a plugin's Backend does not carry FencedSetter: lock/fenced is skipped",
+}
+
+// TestBrokenBackendsAreCaught runs every brokentest fault as a plugin
+// through the conformance command: the check that catches it in process
+// must FAIL in the printed table (exit 1), unless the transport makes the
+// fault harmless (maskedByTransport), in which case it must not FAIL.
+func TestBrokenBackendsAreCaught(t *testing.T) {
+	for _, f := range brokentest.Faults() {
+		t.Run(f.Name, func(t *testing.T) {
+			bin := faultBin(t, "fault-"+f.Name)
+			argv := []string{"conformance", bin, "--arg", "dir={dir}", "--arg", "ttl={ttl}", "--only", f.Check,
+				"--large", "4MiB", "--timeout", "1m"}
+			if f.LockEndsWithContext {
+				argv = append(argv, "--lock-ends-with-context")
+			}
+			code, out, errOut := runCLI(t, argv...)
+			got := tableStatus(out, f.Check)
+			if why, ok := maskedByTransport[f.Name]; ok {
+				if got == "FAIL" {
+					t.Errorf("%s is listed as masked by the transport (%s), but %s failed:\n%s", f.Name, why, f.Check, out)
+				}
+				t.Logf("%s: %s %s through a plugin (masked: %s)", f.Name, f.Check, got, why)
+				return
+			}
+			if code != 1 || got != "FAIL" {
+				t.Fatalf("fault %q (%s) through a plugin: %s is %q, exit %d, want FAIL and exit 1\n%s\n%s", f.Name, f.Description, f.Check, got, code, out, errOut)
+			}
+			if !strings.Contains(errOut, f.Check) {
+				t.Errorf("error output does not name %s: %s", f.Check, errOut)
+			}
+		})
+	}
+}
+
+// TestConformanceCommandByName: the command accepts the backend name of a
+// plugin on REGIONCACHE_PLUGIN_PATH; here the null backend served by the
+// test plugin, which must pass, declaring discards.
+func TestConformanceCommandByName(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(pluginBins(t), exeName("backendplugin"))
+	if err := os.Link(bin, filepath.Join(dir, exeName("regioncache-backend-null"))); err != nil {
+		data, _ := os.ReadFile(bin)
+		if err := os.WriteFile(filepath.Join(dir, exeName("regioncache-backend-null")), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("REGIONCACHE_PLUGIN_PATH", dir)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	code, out, errOut := runCLI(t, "conformance", "null", "--large", "4MiB")
+	if code != 0 || !strings.Contains(out, "null: ") || !strings.Contains(out, " 0 failed") || !strings.Contains(out, "discards") {
+		t.Fatalf("conformance null: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "conformance", "no-such-backend")
+	if code != 1 || !strings.Contains(errOut, "null") || !strings.Contains(errOut, "no-such-backend") {
+		t.Errorf("unknown name: exit %d, %s (want an error naming it and listing the plugins found)", code, errOut)
+	}
+}
+
+// TestConformanceCommandStress: --stress repeats the race-hunting checks.
+func TestConformanceCommandStress(t *testing.T) {
+	bin := faultBin(t, "memory")
+	code, out, errOut := runCLI(t, "conformance", bin, "--only", "concurrent/own-keys", "--stress", "1s", "-json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var rep conformance.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r, ok := rep.Lookup("concurrent/own-keys")
+	if !ok || r.Status != conformance.Pass || r.Duration < time.Second {
+		t.Errorf("concurrent/own-keys under --stress 1s: %+v, want a pass that took at least 1s", r)
 	}
 }
