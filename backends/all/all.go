@@ -5,6 +5,7 @@ package all
 
 import (
 	_ "github.com/regioncache/regioncache/backends/filesystem" // "filesystem"
+	_ "github.com/regioncache/regioncache/backends/memcached"  // "memcached"
 	_ "github.com/regioncache/regioncache/backends/memory"     // "memory"
 	_ "github.com/regioncache/regioncache/backends/null"       // "null"
 	_ "github.com/regioncache/regioncache/backends/rawfs"      // "rawfs"

@@ -676,8 +676,9 @@ func (h *LockHandle) Unlock() error {
 }
 
 // Check implements [lock.Checker]: it returns an error wrapping
-// [lock.ErrLost] if the lock is known lost or no longer carries this
-// handle's token in Redis (one GET), and Redis's error if it cannot tell.
+// [lock.ErrLost] if the lock is known lost, was released (then
+// [lock.ErrReleased] too), or no longer carries this handle's token in Redis
+// (one GET), and Redis's error if it cannot tell.
 // A backend's SetFenced makes the check and the store one atomic step;
 // Check is for stores that cannot.
 func (h *LockHandle) Check(ctx context.Context) error {
@@ -687,7 +688,7 @@ func (h *LockHandle) Check(ctx context.Context) error {
 	default:
 	}
 	if h.released.Load() {
-		return fmt.Errorf("redis lock %s: %w", shortKey(h.rkey), lock.ErrReleased)
+		return fmt.Errorf("redis lock %s: %w: %w", shortKey(h.rkey), lock.ErrLost, lock.ErrReleased)
 	}
 	v, err := h.r.client.Get(ctx, h.rkey).Result()
 	if err != nil && !errors.Is(err, goredis.Nil) {
