@@ -1,0 +1,276 @@
+package redis_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/redistest"
+	"github.com/regioncache/regioncache/region"
+)
+
+// Environment of the topology helper (see TestRedisTopologyHelperProcess).
+const (
+	envTopoConn   = "REGIONCACHE_REDIS_TOPO_CONN"   // JSON backends.Args: how to connect
+	envTopoKeys   = "REGIONCACHE_REDIS_TOPO_KEYS"   // how many keys, one after another
+	envTopoSleep  = "REGIONCACHE_REDIS_TOPO_SLEEP"  // creator time
+	envTopoPrefix = "REGIONCACHE_REDIS_TOPO_PREFIX" // region prefix
+)
+
+// universal returns a go-redis client for the same servers as conn.
+func universal(conn backends.Args) goredis.UniversalClient {
+	o := &goredis.UniversalOptions{MaxRetries: 5}
+	if a, ok := conn["addrs"].(string); ok {
+		o.Addrs = strings.Split(a, ",")
+	}
+	if m, ok := conn["master_name"].(string); ok {
+		o.MasterName = m
+	}
+	if c, ok := conn["cluster"].(bool); ok {
+		o.IsClusterMode = c
+	}
+	return goredis.NewUniversalClient(o)
+}
+
+// TestRedisTopologyHelperProcess is not a test: it is one process of the
+// Cluster, Sentinel and fail-over stampedes. After a start barrier, each of
+// its 32 goroutines runs GetOrCreate on keys k0, k1, ... in turn, retrying a
+// key whose call failed (a server killed mid-call) until it succeeds or a
+// minute passes. Each creation increments "creations:<key>" and returns
+// "fresh-<key>-<pid>". It prints each value with the key asked for, the
+// number of failed calls, and its region's stats.
+func TestRedisTopologyHelperProcess(t *testing.T) {
+	if os.Getenv(envTopoConn) == "" {
+		t.Skip("helper process for the topology stampedes")
+	}
+	if err := topoHelper(); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func topoHelper() error {
+	ctx := context.Background()
+	var conn backends.Args
+	if err := json.Unmarshal([]byte(os.Getenv(envTopoConn)), &conn); err != nil {
+		return err
+	}
+	keys, _ := strconv.Atoi(os.Getenv(envTopoKeys))
+	sleep, _ := time.ParseDuration(os.Getenv(envTopoSleep))
+	args := backends.Args{"prefix": os.Getenv(envTopoPrefix), "lock_timeout": "2s", "socket_timeout": "1s"}
+	for k, v := range conn {
+		args[k] = v
+	}
+	r, err := region.Open("redis", args, region.WithExpiration(time.Minute))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c := universal(conn)
+	defer c.Close()
+	const goroutines = 32
+	var warm sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		warm.Add(1)
+		go func() { defer warm.Done(); _, _ = region.Get[string](ctx, r, "warm-up") }()
+	}
+	warm.Wait()
+	fmt.Println("ready")
+	if err := c.BLPop(ctx, time.Minute, "{topo}barrier").Err(); err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
+	pid := strconv.Itoa(os.Getpid())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var lines []string
+	failed := 0
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < keys; i++ {
+				key := "k" + strconv.Itoa(i)
+				deadline := time.Now().Add(time.Minute)
+				for {
+					v, err := region.GetOrCreate(ctx, r, key, func(ctx context.Context) (string, error) {
+						if err := c.Incr(ctx, "{topo}creations:"+key).Err(); err != nil {
+							return "", err
+						}
+						time.Sleep(sleep)
+						return "fresh-" + key + "-" + pid, nil
+					})
+					mu.Lock()
+					if err == nil {
+						lines = append(lines, "value "+key+" "+v)
+						mu.Unlock()
+						break
+					}
+					failed++
+					mu.Unlock()
+					if time.Now().After(deadline) {
+						mu.Lock()
+						lines = append(lines, "gaveup "+key)
+						mu.Unlock()
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	st := r.Stats()
+	fmt.Printf("stats failed=%d creations=%d lockslost=%d\n", failed, st.Creations, st.LocksLost)
+	return nil
+}
+
+type topoResult struct {
+	values                               map[string][]string // key -> values returned
+	gaveUp, failed, creations, locksLost int
+}
+
+// topoStampede runs procs helper processes on conn, releases them together,
+// calls during (if not nil) once they run, and gathers what they got.
+func topoStampede(t *testing.T, conn backends.Args, prefix string, procs, keys int, sleep time.Duration, during func()) topoResult {
+	t.Helper()
+	c := universal(conn)
+	defer c.Close()
+	ctx := context.Background()
+	js, _ := json.Marshal(conn)
+	type proc struct {
+		cmd *exec.Cmd
+		out *bufio.Reader
+	}
+	ps := make([]proc, procs)
+	for i := range ps {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRedisTopologyHelperProcess$")
+		cmd.Env = append(os.Environ(), envTopoConn+"="+string(js), envTopoKeys+"="+strconv.Itoa(keys),
+			envTopoSleep+"="+sleep.String(), envTopoPrefix+"="+prefix)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		ps[i] = proc{cmd, bufio.NewReader(out)}
+	}
+	for i, p := range ps {
+		if line, err := p.out.ReadString('\n'); line != "ready\n" {
+			t.Fatalf("process %d said %q, %v", i, line, err)
+		}
+	}
+	tokens := make([]any, procs)
+	for i := range tokens {
+		tokens[i] = "go"
+	}
+	if err := c.LPush(ctx, "{topo}barrier", tokens...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if during != nil {
+		during()
+	}
+	res := topoResult{values: map[string][]string{}}
+	for i, p := range ps {
+		rest, _ := io.ReadAll(p.out)
+		if err := p.cmd.Wait(); err != nil {
+			t.Fatalf("process %d: %v\n%s", i, err, rest)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(rest)), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 3 && f[0] == "value":
+				res.values[f[1]] = append(res.values[f[1]], f[2])
+			case len(f) == 2 && f[0] == "gaveup":
+				res.gaveUp++
+			case len(f) == 4 && f[0] == "stats":
+				var failed, creations, lost int
+				fmt.Sscanf(f[1], "failed=%d", &failed)
+				fmt.Sscanf(f[2], "creations=%d", &creations)
+				fmt.Sscanf(f[3], "lockslost=%d", &lost)
+				res.failed += failed
+				res.creations += creations
+				res.locksLost += lost
+			default:
+				t.Fatalf("process %d: unexpected line %q", i, line)
+			}
+		}
+	}
+	return res
+}
+
+// wrongValues counts values that are not a creation of the key asked for.
+func (r topoResult) wrongValues() int {
+	n := 0
+	for key, vs := range r.values {
+		for _, v := range vs {
+			if !strings.HasPrefix(v, "fresh-"+key+"-") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestMultiProcessCluster: 8 processes × 32 goroutines on cold keys of a
+// real Cluster, in both layouts: exactly one creation per key.
+func TestMultiProcessCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	for _, layout := range []string{"slot", "spread"} {
+		t.Run(layout, func(t *testing.T) {
+			conn := backends.Args{"addrs": strings.Join(c.Addrs(), ","), "cluster": true, "cluster_layout": layout}
+			const procs, keys = 8, 3
+			res := topoStampede(t, conn, "mp-"+layout, procs, keys, 200*time.Millisecond, nil)
+			checkExactlyOnce(t, res, procs, keys)
+		})
+	}
+}
+
+// TestMultiProcessSentinel: the same through Sentinel.
+func TestMultiProcessSentinel(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	conn := backends.Args{"addrs": strings.Join(s.Addrs(), ","), "master_name": redistest.SentinelMaster}
+	const procs, keys = 8, 3
+	res := topoStampede(t, conn, "mp-sentinel", procs, keys, 200*time.Millisecond, nil)
+	checkExactlyOnce(t, res, procs, keys)
+}
+
+func checkExactlyOnce(t *testing.T, res topoResult, procs, keys int) {
+	t.Helper()
+	if w := res.wrongValues(); w != 0 || res.gaveUp != 0 || res.failed != 0 {
+		t.Fatalf("wrong values %d, calls given up %d, failed calls %d", w, res.gaveUp, res.failed)
+	}
+	for i := 0; i < keys; i++ {
+		key := "k" + strconv.Itoa(i)
+		vs := res.values[key]
+		if len(vs) != procs*32 {
+			t.Fatalf("%s: %d values, want %d", key, len(vs), procs*32)
+		}
+		for _, v := range vs {
+			if v != vs[0] {
+				t.Fatalf("%s: values %q and %q: more than one creation", key, vs[0], v)
+			}
+		}
+	}
+	if res.creations != keys {
+		t.Fatalf("regions report %d creations for %d keys, want exactly one each", res.creations, keys)
+	}
+}
