@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/backends/memory"
 	"github.com/regioncache/regioncache/backends/rawfs"
+	"github.com/regioncache/regioncache/plugins/internal/pb"
 )
 
 // quiet keeps the plugins' log lines out of benchmark output.
@@ -49,7 +51,9 @@ func benchGet(b *testing.B, be backends.Backend) {
 }
 
 // BenchmarkPluginGet: a 100-byte Get through the memory backend served as a
-// plugin (gRPC over a Unix socket with mutual TLS). Bar: median <= 150 us.
+// plugin (protocol version 2: the Calls stream over go-plugin's Unix
+// socket with mutual TLS). Bar: <= 0.7x BenchmarkGRPCUnaryFloor in the same
+// run (see BenchmarkPluginGetVsFloor for the interleaved ratio).
 func BenchmarkPluginGet(b *testing.B) {
 	be, err := Open(pluginPath("memory"), nil, quiet)
 	if err != nil {
@@ -57,6 +61,127 @@ func BenchmarkPluginGet(b *testing.B) {
 	}
 	defer be.Close()
 	benchGet(b, be)
+}
+
+// floorGet returns a bare unary gRPC call with a 100-byte reply over the
+// connection go-plugin set up to be's plugin (Unix socket, AutoMTLS): the
+// protocol's unary Get, which the host no longer uses for small values.
+func floorGet(b *testing.B, be *Backend) func() {
+	ctx := context.Background()
+	val := make([]byte, 100)
+	if err := be.Set(ctx, "k", backends.Entry{Payload: val}); err != nil {
+		b.Fatal(err)
+	}
+	p, id, err := be.conn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &pb.KeyRequest{Instance: id, Key: []byte("k")}
+	return func() {
+		r, err := p.rpc.Get(ctx, req)
+		if err != nil || len(r.Payload) != 100 {
+			b.Fatalf("unary Get: %v", err)
+		}
+	}
+}
+
+// BenchmarkGRPCUnaryFloor is the floor BenchmarkPluginGet is measured
+// against: a bare unary gRPC round trip with a 100-byte reply over the same
+// transport.
+func BenchmarkGRPCUnaryFloor(b *testing.B) {
+	be, err := Open(pluginPath("memory"), nil, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	call := floorGet(b, be)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		call()
+	}
+}
+
+// BenchmarkPluginGetVsFloor interleaves BenchmarkPluginGet's call and
+// BenchmarkGRPCUnaryFloor's on one plugin process, in rounds of 16 of each,
+// and reports both per-call times and their ratio (the bar: <= 0.7).
+func BenchmarkPluginGetVsFloor(b *testing.B) {
+	be, err := Open(pluginPath("memory"), nil, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	ctx := context.Background()
+	floor := floorGet(b, be)
+	var tp, tf time.Duration
+	const round = 16
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		for j := 0; j < round; j++ {
+			if _, err := be.Get(ctx, "k"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		for j := 0; j < round; j++ {
+			floor()
+		}
+		tf += time.Since(t1)
+		tp += t1.Sub(t0)
+	}
+	n := float64(b.N * round)
+	b.ReportMetric(float64(tp.Nanoseconds())/n, "plugin-ns/get")
+	b.ReportMetric(float64(tf.Nanoseconds())/n, "floor-ns/get")
+	b.ReportMetric(float64(tp)/float64(tf), "ratio")
+}
+
+// parallel8 runs fn from 8 goroutines whatever GOMAXPROCS is.
+func parallel8(b *testing.B, fn func()) {
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((8 + procs - 1) / procs)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			fn()
+		}
+	})
+}
+
+// BenchmarkPluginGetParallel: BenchmarkPluginGet from 8 goroutines; ns/op
+// is the inverse of throughput. Compare with
+// BenchmarkGRPCUnaryFloorParallel in the same run.
+func BenchmarkPluginGetParallel(b *testing.B) {
+	be, err := Open(pluginPath("memory"), nil, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	ctx := context.Background()
+	if err := be.Set(ctx, "k", backends.Entry{Payload: make([]byte, 100)}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	parallel8(b, func() {
+		e, err := be.Get(ctx, "k")
+		if err != nil || len(e.Payload) != 100 {
+			b.Fatalf("Get: %v", err)
+		}
+	})
+}
+
+// BenchmarkGRPCUnaryFloorParallel: BenchmarkGRPCUnaryFloor from 8
+// goroutines.
+func BenchmarkGRPCUnaryFloorParallel(b *testing.B) {
+	be, err := Open(pluginPath("memory"), nil, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	call := floorGet(b, be)
+	b.ReportAllocs()
+	b.ResetTimer()
+	parallel8(b, call)
 }
 
 // BenchmarkInProcessGet is the baseline of BenchmarkPluginGet: the same Get

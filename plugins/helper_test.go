@@ -45,5 +45,7 @@ func (b *Backend) starts() int {
 // withOwnProcess makes Open start a plugin process of the Backend's own
 // rather than join one serving the same executable.
 func withOwnProcess() Option {
-	return func(c *config) { c.dialOpts = append(c.dialOpts[:len(c.dialOpts):len(c.dialOpts)], grpc.EmptyDialOption{}) }
+	return func(c *config) {
+		c.dialOpts = append(c.dialOpts[:len(c.dialOpts):len(c.dialOpts)], grpc.EmptyDialOption{})
+	}
 }

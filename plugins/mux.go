@@ -17,7 +17,7 @@ import (
 // dropped. The stream breaks when the process dies, and the next call
 // opens a new one.
 type mux struct {
-	out    *batcher[*pb.Call]
+	out    *combiner[*pb.Call]
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the stream broke
 
@@ -49,7 +49,7 @@ func newMux(c pb.BackendClient) (*mux, error) {
 		return nil, err
 	}
 	m := &mux{cancel: cancel, done: make(chan struct{}), pending: make(map[uint64]chan *pb.Reply)}
-	m.out = newBatcher(func(cs []*pb.Call) error {
+	m.out = newCombiner(func(cs []*pb.Call) error {
 		err := st.Send(&pb.CallBatch{Calls: cs})
 		if err != nil {
 			m.broke(err)
@@ -92,7 +92,7 @@ func (m *mux) broke(err error) {
 	m.pending = nil
 	close(m.done)
 	m.cancel()
-	m.out.close()
+	m.out.fail(err)
 }
 
 // broken reports whether the stream ended.
@@ -123,7 +123,19 @@ func (m *mux) do(ctx context.Context, c *pb.Call) (*pb.Reply, error) {
 	c.Id = id
 	m.pending[id] = ch
 	m.mu.Unlock()
-	if !m.out.add(c) {
+	if ctx.Done() != nil {
+		// The caller sends its call, and the calls queued meanwhile, itself
+		// (one goroutine hand-off less per call). A plugin that stops
+		// reading blocks that send: when the caller's context ends while it
+		// is still sending, the stream is broken, which ends the send.
+		stop := context.AfterFunc(ctx, func() {
+			if m.out.sender.Load() == id {
+				m.broke(fmt.Errorf("%w: the plugin stopped reading its calls", ErrPluginExited))
+			}
+		})
+		defer stop()
+	}
+	if err := m.out.add(c, id); err != nil {
 		m.forget(id)
 		<-m.done
 		return nil, m.err
@@ -140,7 +152,7 @@ func (m *mux) do(ctx context.Context, c *pb.Call) (*pb.Reply, error) {
 		return nil, m.err
 	case <-ctx.Done():
 		if m.forget(id) {
-			m.out.add(&pb.Call{Id: id, Cancel: true})
+			go m.out.add(&pb.Call{Id: id, Cancel: true}, 0) //nolint:errcheck // best effort
 		}
 		return nil, ctx.Err()
 	}

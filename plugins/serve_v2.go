@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,8 +41,8 @@ func (s *server) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
 // that are ready together travel in one message.
 func (s *server) Calls(stream pb.Backend_CallsServer) error {
 	ctx := stream.Context()
-	out := newBatcher(func(rs []*pb.Reply) error { return stream.Send(&pb.ReplyBatch{Replies: rs}) }, replySize)
-	defer out.close()
+	out := newCombiner(func(rs []*pb.Reply) error { return stream.Send(&pb.ReplyBatch{Replies: rs}) }, replySize)
+	defer out.fail(context.Canceled)
 	var (
 		mu      sync.Mutex
 		cancels = make(map[uint64]context.CancelFunc)
@@ -75,7 +76,8 @@ func (s *server) Calls(stream pb.Backend_CallsServer) error {
 				delete(cancels, c.Id)
 				mu.Unlock()
 				cancel()
-				out.add(r)
+				_ = out.add(r, 0) // a failed send ends Recv too
+
 			}()
 		}
 	}
@@ -123,83 +125,78 @@ func (s *server) muxCall(ctx context.Context, c *pb.Call) *pb.Reply {
 	return r
 }
 
-// batcher sends items from many goroutines through one sender goroutine,
-// putting those that are waiting together into one message (at most
-// maxBatchBytes of payload).
-type batcher[T any] struct {
+// combiner sends items from many goroutines through one stream without a
+// goroutine of its own: a goroutine that adds an item when no send is under
+// way sends it, and with it (in messages of at most maxBatchBytes of
+// payload) whatever other goroutines added meanwhile; the others return at
+// once. A send that fails fails the combiner for good.
+type combiner[T any] struct {
 	send func([]T) error
 	size func(T) int
 
-	mu     sync.Mutex
-	queue  []T
-	wake   chan struct{}
-	done   chan struct{}
-	err    error
-	closed bool
+	mu      sync.Mutex
+	queue   []T
+	sending bool
+	err     error
+	// sender is the owner (see add) of the goroutine sending, 0 if none.
+	sender atomic.Uint64
 }
 
-func newBatcher[T any](send func([]T) error, size func(T) int) *batcher[T] {
-	b := &batcher[T]{send: send, size: size, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	go b.run()
-	return b
+func newCombiner[T any](send func([]T) error, size func(T) int) *combiner[T] {
+	return &combiner[T]{send: send, size: size}
 }
 
-// add queues x; it reports false if the batcher failed or was closed.
-func (b *batcher[T]) add(x T) bool {
-	b.mu.Lock()
-	if b.err != nil || b.closed {
-		b.mu.Unlock()
-		return false
+// add queues x, and sends the queue unless another goroutine is sending.
+// owner names the caller while it sends (for the host's watchdog).
+func (c *combiner[T]) add(x T, owner uint64) error {
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
 	}
-	b.queue = append(b.queue, x)
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
+	c.queue = append(c.queue, x)
+	if c.sending {
+		c.mu.Unlock()
+		return nil
 	}
-	return true
-}
-
-func (b *batcher[T]) close() {
-	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.done)
-	}
-	b.mu.Unlock()
-}
-
-func (b *batcher[T]) run() {
+	c.sending = true
+	c.sender.Store(owner)
 	for {
-		select {
-		case <-b.wake:
-		case <-b.done:
-			return
+		q := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		var err error
+		for len(q) > 0 && err == nil {
+			n, bytes := 0, 0
+			for n < len(q) && (n == 0 || bytes+c.size(q[n]) <= maxBatchBytes) {
+				bytes += c.size(q[n])
+				n++
+			}
+			err = c.send(q[:n])
+			q = q[n:]
 		}
-		for {
-			b.mu.Lock()
-			q := b.queue
-			b.queue = nil
-			b.mu.Unlock()
-			if len(q) == 0 {
-				break
-			}
-			for len(q) > 0 {
-				n, bytes := 0, 0
-				for n < len(q) && (n == 0 || bytes+b.size(q[n]) <= maxBatchBytes) {
-					bytes += b.size(q[n])
-					n++
-				}
-				if err := b.send(q[:n]); err != nil {
-					b.mu.Lock()
-					b.err = err
-					b.mu.Unlock()
-					return
-				}
-				q = q[n:]
-			}
+		c.mu.Lock()
+		if err != nil {
+			c.err = err
+		}
+		if err != nil || len(c.queue) == 0 {
+			c.sending = false
+			c.sender.Store(0)
+			c.mu.Unlock()
+			return err
 		}
 	}
+}
+
+// fail makes every later add fail with err.
+func (c *combiner[T]) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.queue = nil
+	c.mu.Unlock()
 }
 
 // heldHandle returns the lock the host holds under handle id.

@@ -21,9 +21,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -40,6 +43,7 @@ import (
 
 func main() {
 	name := plugins.NameOf(os.Args[0])
+	profile()
 	switch name {
 	case "v99":
 		plugin.Serve(&plugin.ServeConfig{
@@ -182,3 +186,30 @@ func (b broken) Set(ctx context.Context, key string, e backends.Entry) error {
 }
 
 func (b broken) Delete(ctx context.Context, key string) error { return nil }
+
+// profile writes a CPU profile of the plugin process to
+// $REGIONCACHE_TESTPLUGIN_CPUPROFILE (with the process id appended) for
+// the first $REGIONCACHE_TESTPLUGIN_CPUPROFILE_SECONDS seconds, so that
+// benchmarks can profile the plugin side too.
+func profile() {
+	path := os.Getenv("REGIONCACHE_TESTPLUGIN_CPUPROFILE")
+	if path == "" {
+		return
+	}
+	secs, err := strconv.Atoi(os.Getenv("REGIONCACHE_TESTPLUGIN_CPUPROFILE_SECONDS"))
+	if err != nil || secs <= 0 {
+		secs = 10
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+	if err != nil {
+		return
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return
+	}
+	time.AfterFunc(time.Duration(secs)*time.Second, func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	})
+}
