@@ -66,6 +66,7 @@ type slot[V any] struct {
 	fl       *flight     // the flight this slot leads
 	h        lock.Handle // the lock this slot holds
 	absent   bool        // the creator had no value for the key (CachedMulti): nothing is stored or returned
+	early    bool        // fresh, but chosen for early regeneration (EarlyRefresh)
 }
 
 func (sl *slot[V]) set(src source[V], v V) {
@@ -167,6 +168,11 @@ func (c *call[V]) run(ctx context.Context) (err error) {
 		switch {
 		case sl.st == fresh:
 			c.outcome(ctx, sl, EventHit)
+			if sl.early && !s.discards {
+				// A hit all the same: regenerated in the background if
+				// this caller wins the lock, served as it is.
+				pending = append(pending, sl)
+			}
 		case sl.st == stale && !c.cfg.waitFresh && !s.discards:
 			// counted once it is known whether it is served or regenerated
 			pending = append(pending, sl)
@@ -206,7 +212,7 @@ func (c *call[V]) round(ctx context.Context, pending []*slot[V]) ([]*slot[V], er
 	var lead, follow, staleCand []*slot[V]
 	var waits []*flight
 	for _, sl := range pending {
-		if sl.st == stale && !c.cfg.waitFresh {
+		if sl.early || sl.st == stale && !c.cfg.waitFresh {
 			staleCand = append(staleCand, sl)
 			continue
 		}
@@ -241,7 +247,7 @@ func (c *call[V]) round(ctx context.Context, pending []*slot[V]) ([]*slot[V], er
 
 	// Stale values: try the lock without waiting; serve the stale value if a
 	// creation is in flight here or the lock is held anywhere.
-	var regen []*slot[V]
+	var regen, regenBG []*slot[V]
 	var bg *background
 	for _, sl := range staleCand {
 		f, leader := s.flights.join(sl.bk)
@@ -259,7 +265,8 @@ func (c *call[V]) round(ctx context.Context, pending []*slot[V]) ([]*slot[V], er
 			continue
 		}
 		lctx := ctx
-		if c.cfg.background {
+		inBG := c.cfg.background || sl.early
+		if inBG {
 			if bg == nil {
 				bg = s.startBackground(ctx)
 			}
@@ -283,15 +290,18 @@ func (c *call[V]) round(ctx context.Context, pending []*slot[V]) ([]*slot[V], er
 			continue
 		}
 		sl.fl, sl.h = f, h
-		regen = append(regen, sl)
+		if inBG {
+			regenBG = append(regenBG, sl)
+		} else {
+			regen = append(regen, sl)
+		}
 	}
 
-	if len(regen) > 0 && bg != nil {
-		c.regenerateInBackground(bg, regen)
-		for _, sl := range regen {
-			c.outcome(ctx, sl, EventStaleServed)
+	if len(regenBG) > 0 {
+		c.regenerateInBackground(bg, regenBG)
+		for _, sl := range regenBG {
+			c.outcome(ctx, sl, EventStaleServed) // (early slots were counted as hits)
 		}
-		regen = nil
 	}
 	if bg != nil {
 		bg.release() // started but unused, or handed over
@@ -474,8 +484,8 @@ func (c *call[V]) createAndStore(ctx context.Context, slots []*slot[V]) (err err
 		}
 		return err
 	}
-	s.lastCreate.Store(int64(took))
 	for _, sl := range slots {
+		s.creators.record(sl.bk, took)
 		if !sl.absent {
 			s.event(ctx, EventCreated, sl.key, nil, took)
 		}
@@ -527,7 +537,7 @@ func (c *call[V]) regenerateInBackground(bg *background, slots []*slot[V]) {
 	// values it returns.
 	own := make([]*slot[V], len(slots))
 	for i, sl := range slots {
-		own[i] = &slot[V]{key: sl.key, bk: sl.bk, st: stale, fl: sl.fl, h: sl.h}
+		own[i] = &slot[V]{key: sl.key, bk: sl.bk, st: stale, early: sl.early, fl: sl.fl, h: sl.h}
 		sl.fl, sl.h = nil, nil
 	}
 	bc := &call[V]{s: s, cfg: c.cfg, src: c.src, slots: own}
@@ -538,7 +548,25 @@ func (c *call[V]) regenerateInBackground(bg *background, slots []*slot[V]) {
 				s.logger.Error("regioncache: background regeneration panicked", "key", printable(own[0].key), "panic", p)
 			}
 		}()
-		create, err := bc.reread(ctx, own)
+		// A value chosen for early regeneration is regenerated without a
+		// re-read: it was fresh, so a re-read would find it fresh.
+		var create, check []*slot[V]
+		for _, sl := range own {
+			if sl.early {
+				create = append(create, sl)
+			} else {
+				check = append(check, sl)
+			}
+		}
+		var err error
+		if len(check) > 0 {
+			var more []*slot[V]
+			more, err = bc.reread(ctx, check)
+			if err != nil {
+				bc.abandon(create)
+			}
+			create = append(create, more...)
+		}
 		if err == nil && len(create) > 0 {
 			err = bc.createAndStore(ctx, create)
 		}

@@ -59,7 +59,7 @@ type fileSource struct {
 func (f *fileSource) read(ctx context.Context, slots []*slot[*os.File]) error {
 	for _, sl := range slots {
 		sl.drop(f)
-		sl.st = missing
+		sl.st, sl.early = missing, false
 		file, e, err := f.s.files.OpenFile(ctx, sl.bk)
 		if errors.Is(err, backends.ErrNotFound) {
 			continue
@@ -73,6 +73,9 @@ func (f *fileSource) read(ctx context.Context, slots []*slot[*os.File]) error {
 			continue
 		}
 		sl.v, sl.has, sl.st = file, true, st
+		if st == due || st == fresh && f.cfg.forceEarly {
+			sl.st, sl.early = fresh, f.s.early(sl.bk, &e, f.cfg)
+		}
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 
 // callCfg applies opts over the region's defaults.
 func (s *state) callCfg(opts []CallOption) callConfig {
-	c := callConfig{expiration: s.expiration}
+	c := callConfig{expiration: s.expiration, beta: s.earlyBeta}
 	for _, o := range opts {
 		if o != nil {
 			o.applyCall(&c)
@@ -50,10 +50,18 @@ func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(
 	if len(opts) == 0 {
 		// The hit path: no call configuration to build.
 		e, err := s.backend.Get(ctx, bk)
-		if err == nil && s.classify(ctx, &e, &s.defaults) == fresh {
-			if v, ok := decode[T](s, &e); ok {
-				s.hit(ctx, key)
-				return v, nil
+		if err == nil {
+			if st := s.classify(ctx, &e, &s.defaults); st >= fresh {
+				if st == due && s.early(bk, &e, &s.defaults) {
+					// Chosen for early refresh (WithEarlyRefresh): the
+					// engine serves the value and regenerates it in the
+					// background.
+					return getOrCreateSlow(ctx, r, key, bk, create, earlyOpts)
+				}
+				if v, ok := decode[T](s, &e); ok {
+					s.hit(ctx, key)
+					return v, nil
+				}
 			}
 		}
 	}
@@ -123,7 +131,7 @@ func (v *valueSource[T]) read(ctx context.Context, slots []*slot[T]) error {
 // judge sets sl's status and value from e (found == false: a miss).
 func judge[T any](ctx context.Context, s *state, cfg *callConfig, sl *slot[T], e *backends.Entry, found bool) {
 	var zero T
-	sl.v, sl.has, sl.st, sl.mismatch = zero, false, missing, false
+	sl.v, sl.has, sl.st, sl.mismatch, sl.early = zero, false, missing, false, false
 	if !found {
 		return
 	}
@@ -136,7 +144,10 @@ func judge[T any](ctx context.Context, s *state, cfg *callConfig, sl *slot[T], e
 		sl.mismatch = errors.Is(err, ErrTypeMismatch)
 		return
 	}
-	sl.v, sl.has, sl.st = val, true, st
+	sl.v, sl.has, sl.st, sl.early = val, true, st, false
+	if st == due || st == fresh && cfg.forceEarly {
+		sl.st, sl.early = fresh, s.early(sl.bk, e, cfg)
+	}
 }
 
 func (v *valueSource[T]) create(ctx context.Context, slots []*slot[T]) ([]T, error) {
@@ -319,12 +330,12 @@ func GetEntry[T any](ctx context.Context, r *Region, key string, opts ...CallOpt
 }
 
 func entryOf[T any](ctx context.Context, s *state, cfg *callConfig, key string, e *backends.Entry) (Entry[T], error) {
-	st := s.classify(ctx, e, cfg)
+	st := min(s.classify(ctx, e, cfg), fresh) // due is fresh for a reader
 	isStale := false
 	if cfg.ignoreExpiration && st == fresh {
 		strict := *cfg
 		strict.ignoreExpiration = false
-		isStale = s.classify(ctx, e, &strict) != fresh
+		isStale = s.classify(ctx, e, &strict) < fresh
 	}
 	if st != fresh {
 		s.event(ctx, EventMiss, key, nil, 0)

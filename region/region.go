@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,9 +42,9 @@ type state struct {
 	marks    backendMarks         // the default invalidation strategy
 	strategy InvalidationStrategy // a custom one (WithInvalidationStrategy), or nil
 
-	defaults   callConfig // the call configuration of a call without options
-	flights    flightGroup
-	lastCreate atomic.Int64 // the last creator's run time, for EarlyRefresh
+	defaults callConfig // the call configuration of a call without options
+	flights  flightGroup
+	creators creatorTimes // creators' run times, for EarlyRefresh
 
 	stats counters
 
@@ -248,7 +246,8 @@ func newState(cfg config, name string, b backends.Backend) *state {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.defaults = callConfig{expiration: cfg.expiration}
+	s.defaults = callConfig{expiration: cfg.expiration, beta: cfg.earlyBeta}
+	s.creators.init()
 	s.logger = cfg.logger
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -471,11 +470,13 @@ const (
 	missing status = iota
 	stale
 	fresh
+	due // fresh, but near enough expiry that EarlyRefresh may choose it (see state.early)
 )
 
 // classify judges an entry: missing if too old a version or hard-invalidated,
-// stale if expired or soft-invalidated (or chosen for early refresh), fresh
-// otherwise. cfg.expiration < 0 means never expired, 0 always expired.
+// stale if expired or soft-invalidated, fresh otherwise — or due, when
+// EarlyRefresh is on and expiry is near (callers that read for the engine
+// let state.early choose; readers take due for fresh). cfg.expiration < 0 means never expired, 0 always expired.
 func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig) status {
 	if e.Version < s.minVersion {
 		return missing
@@ -519,21 +520,10 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig
 	if age > exp {
 		return stale
 	}
-	if cfg.beta > 0 && earlyRefresh(age, exp, time.Duration(s.lastCreate.Load()), cfg.beta) {
-		return stale
+	if cfg.beta > 0 && s.nearExpiry(exp-age, cfg.beta) {
+		return due
 	}
 	return fresh
-}
-
-// earlyRefresh is XFetch (Vattani et al., "Optimal Probabilistic Cache
-// Stampede Prevention"): regenerate before expiry with a probability that
-// grows as expiry nears, scaled by the creator's run time delta and beta.
-func earlyRefresh(age, exp, delta time.Duration, beta float64) bool {
-	if delta <= 0 {
-		delta = time.Millisecond
-	}
-	gap := -float64(delta) * beta * math.Log(1-rand.Float64())
-	return float64(age)+gap >= float64(exp)
 }
 
 // EvictTag removes every entry carrying tag, if the backend supports tags
