@@ -73,6 +73,7 @@ func BenchmarkRawfsStoreMove(b *testing.B) {
 			}
 			b.ReportMetric(float64(storeNs.Nanoseconds())/float64(b.N), "store-ns/op")
 			b.ReportMetric(float64(floorNs.Nanoseconds())/float64(b.N), "floor-ns/op")
+			b.ReportMetric(float64(storeNs)/float64(floorNs), "store/floor")
 		})
 	}
 }
@@ -102,12 +103,16 @@ const copySize = 256 << 20
 
 // BenchmarkRawfsStoreCopy stores a 256 MiB file by copying it (no move).
 // Compare with BenchmarkIOCopy and BenchmarkCp, the same copy by io.Copy
-// between two *os.File and by cp(1).
+// between two *os.File and by cp(1); the loop also runs cp(1) of the same
+// file after each store (interleaved) and reports store-MB/s, cp-MB/s and
+// store/cp, the fraction of cp's throughput the store reaches.
 func BenchmarkRawfsStoreCopy(b *testing.B) {
 	b.Run("size=256MiB", func(b *testing.B) {
 		be := openBench(b)
-		src := makeSource(b, b.TempDir(), copySize)
+		dir := b.TempDir()
+		src := makeSource(b, dir, copySize)
 		ctx := context.Background()
+		var storeNs, cpNs time.Duration
 		b.SetBytes(copySize)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -115,11 +120,26 @@ func BenchmarkRawfsStoreCopy(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			t0 := time.Now()
 			if err := be.StoreFile(ctx, "k", f, backends.Entry{}, false); err != nil {
 				b.Fatal(err)
 			}
+			t1 := time.Now()
 			f.Close()
+			dst := filepath.Join(dir, "dst")
+			os.Remove(dst)
+			t2 := time.Now()
+			if out, err := exec.Command("cp", src, dst).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v %s", err, out)
+			}
+			storeNs += t1.Sub(t0)
+			cpNs += time.Since(t2)
 		}
+		b.StopTimer()
+		mbps := func(d time.Duration) float64 { return float64(copySize) * float64(b.N) / d.Seconds() / 1e6 }
+		b.ReportMetric(mbps(storeNs), "store-MB/s")
+		b.ReportMetric(mbps(cpNs), "cp-MB/s")
+		b.ReportMetric(float64(cpNs)/float64(storeNs), "store/cp")
 	})
 }
 

@@ -69,21 +69,34 @@ func (d *dirHandle) readFile(name string, touchOlder time.Duration, check func([
 	if !fs.regular || fs.nlink != 1 {
 		return nil, fs, pathErr("open", d.path, name, errNotRegular)
 	}
-	var hdr [headerSize]byte
-	if err := preadFull(fd, hdr[:min(int64(headerSize), fs.size)], 0); err != nil {
-		return nil, fs, pathErr("read", d.path, name, err)
-	}
-	if err := preflight(hdr[:min(int64(headerSize), fs.size)], fs.size); err != nil {
-		return nil, fs, pathErr("read", d.path, name, err)
-	}
-	if fs.size > 64<<20 && st.Blocks*512 < fs.size/16 {
-		// Sparse: the cache never writes holes, so this was planted.
-		return nil, fs, pathErr("read", d.path, name, ErrCorrupt)
-	}
-	buf := make([]byte, fs.size)
-	copy(buf, hdr[:])
-	if err := preadFull(fd, buf[headerSize:], headerSize); err != nil {
-		return nil, fs, pathErr("read", d.path, name, err)
+	var buf []byte
+	if fs.size <= smallEntry {
+		// Small: one read of the whole file (its size is the real one,
+		// from fstat), then the header check.
+		buf = make([]byte, fs.size)
+		if err := preadFull(fd, buf, 0); err != nil {
+			return nil, fs, pathErr("read", d.path, name, err)
+		}
+		if err := preflight(buf[:min(int64(headerSize), fs.size)], fs.size); err != nil {
+			return nil, fs, pathErr("read", d.path, name, err)
+		}
+	} else {
+		var hdr [headerSize]byte
+		if err := preadFull(fd, hdr[:], 0); err != nil {
+			return nil, fs, pathErr("read", d.path, name, err)
+		}
+		if err := preflight(hdr[:], fs.size); err != nil {
+			return nil, fs, pathErr("read", d.path, name, err)
+		}
+		if fs.size > 64<<20 && st.Blocks*512 < fs.size/16 {
+			// Sparse: the cache never writes holes, so this was planted.
+			return nil, fs, pathErr("read", d.path, name, ErrCorrupt)
+		}
+		buf = make([]byte, fs.size)
+		copy(buf, hdr[:])
+		if err := preadFull(fd, buf[headerSize:], headerSize); err != nil {
+			return nil, fs, pathErr("read", d.path, name, err)
+		}
 	}
 	if check != nil {
 		if err := check(buf); err != nil {
@@ -99,6 +112,9 @@ func (d *dirHandle) readFile(name string, touchOlder time.Duration, check func([
 	}
 	return buf, fs, nil
 }
+
+// smallEntry is the size up to which an entry file is read in one call.
+const smallEntry = 64 << 10
 
 func preadFull(fd int, buf []byte, off int64) error {
 	n := 0
@@ -249,26 +265,36 @@ func (d *dirHandle) openSub(name string, create bool) (sub *dirHandle, repaired 
 	}
 }
 
-// lockFile takes a non-blocking exclusive flock on f: the mark of a file
-// being written by a live process. The kernel drops it when the process
-// dies, so a sweeper that can take it knows the writer is gone.
+// lockFile takes an exclusive flock on f: the mark of a file being written
+// by a live process. The kernel drops it when the process dies, so a sweeper
+// that can take it knows the writer is gone. A sweeper holds it for a few
+// system calls when it looks at a young file, so a writer retries for up to
+// 200ms (never blocking: a stopped sweeper cannot hang it).
 func lockFile(f *os.File) bool {
 	sc, err := f.SyscallConn()
 	if err != nil {
 		return false
 	}
-	ok := false
-	_ = sc.Control(func(fd uintptr) {
-		for {
-			err := unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
-			if err == unix.EINTR {
-				continue
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for wait := 20 * time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		var lerr error
+		if err := sc.Control(func(fd uintptr) {
+			for {
+				if lerr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB); lerr != unix.EINTR {
+					return
+				}
 			}
-			ok = err == nil
-			return
+		}); err != nil {
+			return false
 		}
-	})
-	return ok
+		if lerr == nil {
+			return true
+		}
+		if lerr != unix.EWOULDBLOCK || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(wait)
+	}
 }
 
 // removeAbandoned removes name from d if it is a regular file on which no

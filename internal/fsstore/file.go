@@ -89,8 +89,9 @@ func (s *Store) StoreFileOpen(ctx context.Context, key string, f *os.File, e bac
 // keeps the writer's flock on it until the commit is done.
 type placement struct {
 	held    *os.File
-	closeIt bool   // held is ours to close
-	undo    func() // takes the data file away again
+	closeIt bool     // held is ours to close
+	undo    func()   // takes the data file away again
+	st      fileStat // the data file after its last rename, if known (ino != 0)
 }
 
 func (s *Store) placeFile(f *os.File, move bool) func(sh *dirHandle, dname string) (placement, error) {
@@ -126,15 +127,19 @@ func (s *Store) moveIn(sh *dirHandle, dname string, f *os.File) (placement, bool
 	if err := sh.renameIn(from, dname); err != nil {
 		return placement{}, false
 	}
-	if now, err := sh.lstat(dname); err != nil || now.ino != fst.ino || now.dev != fst.dev {
+	now, err := sh.lstat(dname)
+	if err != nil || now.ino != fst.ino || now.dev != fst.dev {
 		// The path named another file than the one f holds: give it back.
 		_ = sh.renameOut(dname, from)
 		return placement{}, false
 	}
-	// A fresh modification time, so that no sweep mistakes it for an old
-	// leftover where flocks do not mark live writers.
-	_ = sh.touch(dname)
-	return placement{held: f, undo: func() {
+	if !liveLocks {
+		// A fresh modification time, so that no sweep mistakes it for an
+		// old leftover where flocks do not mark live writers.
+		_ = sh.touch(dname)
+		now = fileStat{}
+	}
+	return placement{held: f, st: now, undo: func() {
 		if sh.renameOut(dname, from) != nil {
 			_ = sh.remove(dname)
 		}
@@ -208,9 +213,12 @@ func (s *Store) storeData(ctx context.Context, key string, e backends.Entry, ope
 	err = func() error {
 		// The identity is taken after the last rename (which sets the
 		// change time) and never changes again.
-		st, err := fstatFile(p.held)
-		if err != nil {
-			return err
+		st := p.st
+		if st.ino == 0 {
+			var err error
+			if st, err = fstatFile(p.held); err != nil {
+				return err
+			}
 		}
 		if open {
 			var rst fileStat
@@ -222,7 +230,8 @@ func (s *Store) storeData(ctx context.Context, key string, e backends.Entry, ope
 			}
 		}
 		ref := EncodeFileRef(FileRef{Name: dname, Size: st.size, Ino: st.ino, MtimeNs: st.mtimeNs, CtimeNs: st.ctimeNs})
-		tmp, msize, err := s.writeTemp(sh, func(f *os.File) error { return writeEntry(f, KindFile, key, &e, ref) })
+		msize := entrySize(key, &e, len(ref))
+		tmp, err := s.writeTemp(sh, msize, func(f *os.File) error { return writeEntry(f, KindFile, key, &e, ref) })
 		if err != nil {
 			return err
 		}

@@ -439,12 +439,13 @@ func (s *Store) Get(ctx context.Context, key string) (backends.Entry, error) {
 	return e, err
 }
 
-// writeTemp creates a temporary file in sh and fills it with write.
-func (s *Store) writeTemp(sh *dirHandle, write func(f *os.File) error) (string, int64, error) {
+// writeTemp creates a temporary file in sh and fills it with write, which
+// writes size bytes.
+func (s *Store) writeTemp(sh *dirHandle, size int64, write func(f *os.File) error) (string, error) {
 	tmp := tmpName()
 	f, err := sh.createExcl(tmp)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	err = func() error {
 		if !lockFile(f) {
@@ -461,19 +462,17 @@ func (s *Store) writeTemp(sh *dirHandle, write func(f *os.File) error) (string, 
 		}
 		return nil
 	}()
-	var size int64
-	if err == nil {
-		var fi os.FileInfo
-		if fi, err = f.Stat(); err == nil {
-			size = fi.Size()
-		}
-	}
 	if err != nil {
 		_ = sh.remove(tmp)
 		f.Close()
-		return "", 0, err
+		return "", err
 	}
-	return tmp, size, f.Close()
+	return tmp, f.Close()
+}
+
+// entrySize is the size of the entry file writeEntry writes.
+func entrySize(key string, e *backends.Entry, plen int) int64 {
+	return int64(metaSize(key, e) + plen + trailerSize)
 }
 
 // Put stores e (with payload p) under key.
@@ -487,7 +486,8 @@ func (s *Store) Put(ctx context.Context, key string, e backends.Entry, p []byte)
 	if err != nil {
 		return err
 	}
-	tmp, size, err := s.writeTemp(sh, func(f *os.File) error { return writeEntry(f, s.o.Kind, key, &e, p) })
+	size := entrySize(key, &e, len(p))
+	tmp, err := s.writeTemp(sh, size, func(f *os.File) error { return writeEntry(f, s.o.Kind, key, &e, p) })
 	if err != nil {
 		return err
 	}
