@@ -187,13 +187,24 @@ func (c *Cluster) healthy() error {
 			err = fmt.Errorf("node %s: cluster_state not ok", n.Addr())
 		}
 		if err == nil {
-			var slots []redis.ClusterSlot
-			slots, err = cl.ClusterSlots(ctx).Result()
-			covered := 0
-			for _, s := range slots {
-				covered += s.End - s.Start + 1
-				if len(s.Nodes) == 0 || !c.running(s.Nodes[0].Addr) {
-					err = fmt.Errorf("slots %d-%d served by %v, which is down", s.Start, s.End, s.Nodes)
+			var shards []redis.ClusterShard
+			shards, err = cl.ClusterShards(ctx).Result()
+			covered := int64(0)
+			for _, sh := range shards {
+				if len(sh.Slots) == 0 {
+					continue
+				}
+				master := ""
+				for _, nd := range sh.Nodes {
+					if nd.Role == "master" && nd.Health == "online" {
+						master = net.JoinHostPort(nd.IP, strconv.FormatInt(nd.Port, 10))
+					}
+				}
+				for _, sr := range sh.Slots {
+					covered += sr.End - sr.Start + 1
+				}
+				if master == "" || !c.running(master) {
+					err = fmt.Errorf("slots %v served by %q, which is down", sh.Slots, master)
 				}
 			}
 			if err == nil && covered != 16384 {
