@@ -3,7 +3,6 @@ package region_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -198,7 +197,7 @@ func TestKeyIsLockedInProcess(t *testing.T) {
 		t.Fatalf("after: %v %v", locked, err)
 	}
 	// KeyIsLocked took no lock that stays: a creation proceeds at once.
-	v, err := region.GetOrCreate(ctx, r, "k2", func(context.Context) (string, error) { return fmt.Sprint("v2"), nil })
+	v, err := region.GetOrCreate(ctx, r, "k2", func(context.Context) (string, error) { return "v2", nil })
 	if err != nil || v != "v2" {
 		t.Fatal(v, err)
 	}
