@@ -126,10 +126,10 @@ func checkLockAfterFailure(ctx context.Context, e *env) error {
 		h, err := la.Lock(dead.ctx, key)
 		if err == nil {
 			if h == nil {
-				return fmt.Errorf("Lock with a context %s returned a nil handle and no error", dead.name)
+				return fmt.Errorf("lock: Lock with a context %s returned a nil handle and no error", dead.name)
 			}
 			if err := h.Unlock(); err != nil && !(e.h.LockEndsWithContext && errors.Is(err, lock.ErrLost)) {
-				return fmt.Errorf("Unlock of a lock taken with a context %s: %w", dead.name, err)
+				return fmt.Errorf("lock: Unlock of a lock taken with a context %s: %w", dead.name, err)
 			}
 		}
 		if err := free(key, fmt.Sprintf("a Lock with a context %s returned (%v) and holds nothing", dead.name, err)); err != nil {
@@ -142,7 +142,7 @@ func checkLockAfterFailure(ctx context.Context, e *env) error {
 				return fmt.Errorf("TryLock with a context %s reported ok with a nil handle", dead.name)
 			}
 			if err := h.Unlock(); err != nil && !(e.h.LockEndsWithContext && errors.Is(err, lock.ErrLost)) {
-				return fmt.Errorf("Unlock of a lock taken with a context %s: %w", dead.name, err)
+				return fmt.Errorf("lock: Unlock of a lock taken with a context %s: %w", dead.name, err)
 			}
 		}
 		if err := free(key, fmt.Sprintf("a TryLock with a context %s returned (ok %v, %v) and holds nothing", dead.name, ok, err)); err != nil {
@@ -212,7 +212,7 @@ func checkLockAfterFailure(ctx context.Context, e *env) error {
 	select {
 	case err := <-errc:
 		if err != nil {
-			return fmt.Errorf("Unlock from another goroutine: %w", err)
+			return fmt.Errorf("lock: Unlock from another goroutine: %w", err)
 		}
 	case <-ctx.Done():
 		return ctx.Err()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -188,12 +187,4 @@ func checkFilesTemp(ctx context.Context, e *env) error {
 		return fmt.Errorf("CreateTemp made %s, outside the backend's storage %s: create it there, so that moving it into the cache is a rename on one filesystem", name, e.dir)
 	}
 	return nil
-}
-
-// readAllFrom0 reads f from its start.
-func readAllFrom0(f *os.File) ([]byte, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return io.ReadAll(f)
 }

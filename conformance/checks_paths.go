@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"sort"
@@ -118,19 +117,19 @@ func (r *readPaths) verifyList(ctx context.Context, l backends.Lister) error {
 		seen[in.Key]++
 		w, ok := r.want[in.Key]
 		if !ok {
-			return fmt.Errorf("List reports key %s, which holds nothing", qkey(in.Key))
+			return fmt.Errorf("listing: List reports key %s, which holds nothing", qkey(in.Key))
 		}
 		if in.Size != int64(len(w.Payload)) {
-			return fmt.Errorf("List reports key %s with Size %d, want %d", qkey(in.Key), in.Size, len(w.Payload))
+			return fmt.Errorf("listing: List reports key %s with Size %d, want %d", qkey(in.Key), in.Size, len(w.Payload))
 		}
 		got := backends.Entry{Payload: w.Payload, Value: w.Value, Created: in.Created, Version: in.Version, Tags: in.Tags}
 		if err := r.e.sameEntry(got, w); err != nil {
-			return fmt.Errorf("List reports key %s with other metadata than stored: %w", qkey(in.Key), err)
+			return fmt.Errorf("listing: List reports key %s with other metadata than stored: %w", qkey(in.Key), err)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("List: %w", err)
+		return fmt.Errorf("listing: %w", err)
 	}
 	var missing []string
 	for k := range r.want {
@@ -139,12 +138,12 @@ func (r *readPaths) verifyList(ctx context.Context, l backends.Lister) error {
 			missing = append(missing, qkey(k))
 		case 1:
 		default:
-			return fmt.Errorf("List reports key %s %d times", qkey(k), seen[k])
+			return fmt.Errorf("listing: List reports key %s %d times", qkey(k), seen[k])
 		}
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return fmt.Errorf("List skips the stored keys %s", strings.Join(missing, ", "))
+		return fmt.Errorf("listing: List skips the stored keys %s", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -520,9 +519,4 @@ func (e *env) sharedDirection(ctx context.Context, x, y backends.Backend, xn, yn
 		return fmt.Errorf("instance %s reading %s's write: %w", xn, yn, err)
 	}
 	return del(ctx, y, k)
-}
-
-// fileBytes reads f from offset 0.
-func fileBytes(f *os.File) ([]byte, error) {
-	return io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
 }

@@ -12,7 +12,7 @@
 // Each check runs as a subtest on freshly opened instances in a fresh
 // directory. Checks for capabilities the backend does not declare are
 // skipped with the reason "backend lacks capability X"; a backend that
-// declares FeatDiscards (it keeps nothing, like the null backend) is
+// declares backends.Discarder (it keeps nothing, like the null backend) is
 // held to what such a store can promise: every write accepted, every read a
 // miss.
 //

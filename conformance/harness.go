@@ -10,8 +10,9 @@ import (
 // Harness tells the suite how to open the backend under test.
 //
 // Only Name and Open are required. Everything else the suite needs to know
-// about the backend it learns from the backend itself: the capabilities it
-// declares (backends.Capabler, or the optional interfaces it implements).
+// about the backend it learns from the backend itself: its Features, the
+// optional interfaces of package backends it implements and does not
+// decline at run time.
 type Harness struct {
 	// Name labels the results (for example "memory" or a plugin's name).
 	Name string
@@ -21,7 +22,7 @@ type Harness struct {
 	// Backends that do not keep files use dir only as a namespace (a Redis
 	// key prefix, say). Opening twice with the same dir must give instances
 	// that see each other's entries when the backend declares
-	// FeatShared.
+	// FeatShared (storage not declared process-local).
 	Open func(ctx context.Context, dir string) (backends.Backend, error)
 
 	// OpenWithTTL, if set, opens an instance like Open whose storage expiry
@@ -34,7 +35,7 @@ type Harness struct {
 	// Created that differs from the one written by less than this.
 	CreatedPrecision time.Duration
 
-	// LockEndsWithContext declares that the backend's lock (CapLock) is
+	// LockEndsWithContext declares that the backend's lock (Locking) is
 	// released when the context passed to Lock or TryLock ends, even if the
 	// holder never calls Unlock (a lock tied to a connection or lease, say).
 	// It enables the "lock/owner-context" check.

@@ -121,7 +121,7 @@ func del(ctx context.Context, b backends.Backend, key string) error {
 }
 
 // expect reads key and compares it with want. For a backend that declares
-// CapDiscards the read must instead be a miss.
+// backends.Discarder the read must instead be a miss.
 func (e *env) expect(ctx context.Context, b backends.Backend, key string, want backends.Entry) error {
 	if e.discards() {
 		return expectMiss(ctx, b, key, "a backend that declares discards keeps nothing")

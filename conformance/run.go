@@ -22,7 +22,7 @@ type check struct {
 	// skipped with "backend lacks capability X".
 	needs Features
 	// keeping marks a check that only makes sense for a backend that keeps
-	// entries; it is skipped for one declaring CapDiscards.
+	// entries; it is skipped for one declaring backends.Discarder.
 	keeping bool
 	// doc says in one sentence what the check demands.
 	doc string

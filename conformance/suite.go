@@ -5,7 +5,7 @@ import (
 )
 
 // checks is the suite, in running order. A check without needs applies to
-// every backend; for one that declares CapDiscards its reads are held to be
+// every backend; for one that declares backends.Discarder its reads are held to be
 // misses.
 var checks = []check{
 	{name: "capabilities", run: checkCapabilities,
