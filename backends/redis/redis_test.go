@@ -25,7 +25,9 @@ func prefixFor(dir string) string {
 
 func harness(srv *redistest.Server, extra backends.Args) conformance.Harness {
 	open := func(dir string, ttl time.Duration) (backends.Backend, error) {
-		args := backends.Args{"url": srv.URL(0), "prefix": prefixFor(dir), "lock_timeout": "5s"}
+		// A 64 MiB value takes seconds to move under -race on a loaded
+		// machine: more than go-redis's default 3s read timeout.
+		args := backends.Args{"url": srv.URL(0), "prefix": prefixFor(dir), "lock_timeout": "5s", "socket_timeout": "30s"}
 		for k, v := range extra {
 			args[k] = v
 		}

@@ -14,7 +14,7 @@ import (
 // topologyHarness opens the backend on the given connection arguments.
 func topologyHarness(name string, conn backends.Args) conformance.Harness {
 	open := func(dir string, ttl time.Duration) (backends.Backend, error) {
-		args := backends.Args{"prefix": prefixFor(dir), "lock_timeout": "5s"}
+		args := backends.Args{"prefix": prefixFor(dir), "lock_timeout": "5s", "socket_timeout": "30s"}
 		for k, v := range conn {
 			args[k] = v
 		}
@@ -40,7 +40,7 @@ func TestConformanceCluster(t *testing.T) {
 		t.Run(layout, func(t *testing.T) {
 			conformance.Run(t, topologyHarness("redis-cluster-"+layout, backends.Args{
 				"addrs": strings.Join(c.Addrs(), ","), "cluster": true, "cluster_layout": layout,
-			}))
+			}), conformance.LargeValueSize(4<<20)) // 64 MiB values are TestConformance's (one server)
 		})
 	}
 }
@@ -50,5 +50,5 @@ func TestConformanceSentinel(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	conformance.Run(t, topologyHarness("redis-sentinel", backends.Args{
 		"addrs": strings.Join(s.Addrs(), ","), "master_name": redistest.SentinelMaster,
-	}))
+	}), conformance.LargeValueSize(4<<20))
 }

@@ -24,12 +24,12 @@ type Cluster struct {
 
 // clusterNodeTimeout is how long a node must be unreachable before the
 // cluster fails over to its replica.
-const clusterNodeTimeout = 1000 * time.Millisecond
+const clusterNodeTimeout = 3000 * time.Millisecond
 
 // StartCluster starts a Redis Cluster of six nodes (three masters, three
 // replicas) with redis-server --cluster-enabled and redis-cli --cluster
 // create, waits until every slot is served, and stops it when the test ends.
-// A node that is unreachable for about a second is failed over.
+// A node that is unreachable for about three seconds is failed over.
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	redisServer(tb)
