@@ -268,6 +268,13 @@ var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
 // opening a backend.
 func launch(path string, cfg *config) (*proc, error) {
 	name := cfg.name
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", name, err)
+	}
+	if !isExecutable(fi) {
+		return nil, fmt.Errorf("plugin %s: %w: %s is not an executable file", name, ErrNotPlugin, path)
+	}
 	cmd := exec.Command(path)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, hostFDEnvPrefix) {
@@ -278,6 +285,7 @@ func launch(path string, cfg *config) (*proc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", name, err)
 	}
+	mute := new(atomic.Bool)
 	var secure *plugin.SecureConfig
 	if cfg.checksum != nil {
 		secure = &plugin.SecureConfig{Checksum: cfg.checksum, Hash: newHash()}
@@ -293,12 +301,13 @@ func launch(path string, cfg *config) (*proc, error) {
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           newHCLog(cfg.logger.With("plugin", name)),
+		Logger:           newHCLog(cfg.logger.With("plugin", name), mute),
 	})
 	p := &proc{client: client, host: host}
 	rc, err := client.Client()
 	afterStart(cmd)
 	if err != nil {
+		mute.Store(true) // the error says it all
 		p.kill()
 		switch {
 		case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
@@ -312,6 +321,8 @@ func launch(path string, cfg *config) (*proc, error) {
 			}
 			return nil, fmt.Errorf("plugin %s: %w: %s speaks plugin protocol %s, this host speaks versions %d to %d; rebuild the plugin against a regioncache release that speaks one of them (%v)",
 				name, ErrProtocolVersion, path, v, MinProtocolVersion, ProtocolVersion, err)
+		case strings.Contains(err.Error(), "Unrecognized remote plugin message") || strings.Contains(err.Error(), "error parsing"):
+			return nil, fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake (%v)", name, ErrNotPlugin, path, err)
 		default:
 			return nil, fmt.Errorf("plugin %s: starting %s: %w", name, path, err)
 		}
@@ -323,11 +334,13 @@ func launch(path string, cfg *config) (*proc, error) {
 	track(p)
 	raw, err := rc.Dispense(pluginKey)
 	if err != nil {
+		mute.Store(true)
 		p.kill()
 		return nil, fmt.Errorf("plugin %s: %w", name, err)
 	}
 	bc, ok := raw.(pb.BackendClient)
 	if !ok {
+		mute.Store(true)
 		p.kill()
 		return nil, fmt.Errorf("plugin %s: %w: dispensed %T", name, ErrProtocolVersion, raw)
 	}
@@ -340,17 +353,55 @@ func launch(path string, cfg *config) (*proc, error) {
 // it matches WithChecksum, if given), and stops it, without opening a
 // backend.
 func Probe(path string, opts ...Option) error {
+	_, err := Describe(path, opts...)
+	return err
+}
+
+// Info is what a plugin says about itself.
+type Info struct {
+	// Version is the plugin program's own version (plugins.WithVersion),
+	// "" if it sets none or speaks protocol version 1.
+	Version string `json:"version"`
+	// Protocol is the plugin protocol version this host and the plugin
+	// negotiated.
+	Protocol int `json:"protocol"`
+	// Protocols lists the protocol versions the plugin speaks (only
+	// Protocol for a plugin of protocol version 1).
+	Protocols []int `json:"protocols"`
+}
+
+// Describe starts the plugin executable at path as Probe does, asks it
+// what it is, and stops it.
+func Describe(path string, opts ...Option) (Info, error) {
 	cfg := newConfig(path, opts)
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return fmt.Errorf("plugin %s: %w", cfg.name, err)
+		return Info{}, fmt.Errorf("plugin %s: %w", cfg.name, err)
 	}
 	p, err := launch(abs, cfg)
 	if err != nil {
-		return err
+		return Info{}, err
 	}
-	p.kill()
-	return nil
+	defer p.kill()
+	in := Info{Protocol: p.version, Protocols: []int{p.version}}
+	if p.version < 2 {
+		return in, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := p.rpc.Info(ctx, &pb.Empty{})
+	if err != nil {
+		return in, fromStatus(ctx, cfg.name, err, p.client.Exited())
+	}
+	in.Version = strings.ToValidUTF8(r.Version, "\uFFFD")
+	if len(in.Version) > 200 {
+		in.Version = in.Version[:200] // a plugin's say, shown in a table
+	}
+	in.Protocols = in.Protocols[:0]
+	for _, v := range r.Protocols[:min(len(r.Protocols), 64)] {
+		in.Protocols = append(in.Protocols, int(v))
+	}
+	return in, nil
 }
 
 func newConfig(path string, opts []Option) *config {

@@ -11,6 +11,7 @@ import (
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/conformance"
 	"github.com/regioncache/regioncache/conformance/brokentest"
+	"github.com/regioncache/regioncache/internal/memcachedtest"
 	"github.com/regioncache/regioncache/internal/redistest"
 )
 
@@ -151,4 +152,26 @@ func TestConformanceRedis(t *testing.T) {
 			return open(dir, ttl)
 		},
 	})
+}
+
+// TestConformanceMemcached serves the memcached backend as a plugin against
+// a private memcached (skipped when memcached is not installed, unless
+// REGIONCACHE_REQUIRE_MEMCACHED says otherwise; see internal/memcachedtest).
+func TestConformanceMemcached(t *testing.T) {
+	srv := memcachedtest.Start(t)
+	open := func(dir string, ttl time.Duration) (backends.Backend, error) {
+		sum := sha256.Sum256([]byte(dir))
+		args := backends.Args{"url": srv.Addr(), "prefix": "pl-" + hex.EncodeToString(sum[:8]), "lock_timeout": "5s"}
+		if ttl > 0 {
+			args["memcached_expire_time"] = max(time.Second, ttl.Round(time.Second)) // whole seconds
+		}
+		return Open(pluginPath("memcached"), args)
+	}
+	conformance.Run(t, conformance.Harness{
+		Name: "memcached-plugin",
+		Open: func(ctx context.Context, dir string) (backends.Backend, error) { return open(dir, 0) },
+		OpenWithTTL: func(ctx context.Context, dir string, ttl time.Duration) (backends.Backend, error) {
+			return open(dir, ttl)
+		},
+	}, conformance.LargeValueSize(1<<20)) // memcached's item limit (-I 2m in the tests)
 }

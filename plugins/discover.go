@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -213,19 +214,30 @@ func Find(name string) (Plugin, bool) {
 	return Plugin{}, false
 }
 
-// List returns every plugin in Dirs, ordered by directory then name. A
-// plugin hidden by one of the same name in an earlier directory is listed
-// with Shadowed set.
-func List() ([]Plugin, error) {
+// List returns every plugin in dirs (Dirs() when none are given), ordered
+// by directory then name. A plugin hidden by one of the same name in an
+// earlier directory is listed with Shadowed set. A directory that does not
+// exist (or cannot be read) is an error, wrapping fs.ErrNotExist when
+// missing, next to the plugins of the others: a misspelt
+// REGIONCACHE_PLUGIN_PATH must not look like an empty one. (The per-user
+// DefaultDir, never created until a first Install, is only an error when it
+// is the only directory searched.)
+func List(dirs ...string) ([]Plugin, error) {
+	dirs, optional := searched(dirs)
 	var out []Plugin
+	var errs []error
 	seen := map[string]bool{}
-	for _, d := range Dirs() {
+	for _, d := range dirs {
 		ents, err := os.ReadDir(d)
 		if errors.Is(err, fs.ErrNotExist) {
+			if d != optional {
+				errs = append(errs, fmt.Errorf("plugins: no plugin directory %s: %w", d, err))
+			}
 			continue
 		}
 		if err != nil {
-			return out, fmt.Errorf("plugins: listing %s: %w", d, err)
+			errs = append(errs, fmt.Errorf("plugins: listing %s: %w", d, err))
+			continue
 		}
 		var names []string
 		for _, e := range ents {
@@ -251,7 +263,115 @@ func List() ([]Plugin, error) {
 			out = append(out, p)
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
+}
+
+// searched returns the directories List and Verify search (dirs, or
+// Dirs()) and the one that may be missing without an error: DefaultDir,
+// when other directories are searched too and none was given.
+func searched(dirs []string) (all []string, optional string) {
+	if len(dirs) > 0 {
+		return dirs, ""
+	}
+	dirs = Dirs()
+	if d, err := DefaultDir(); err == nil && len(dirs) > 1 {
+		optional = d
+	}
+	return dirs, optional
+}
+
+// Described is a plugin with what it says about itself, for listings.
+type Described struct {
+	Plugin
+	Info
+	// Error says why the plugin could not be asked (it would not start, is
+	// no plugin, or changed since it was pinned).
+	Error string `json:"error,omitempty"`
+}
+
+// Describe starts the plugin (checking its pin, if any), asks it for its
+// version and protocol version, and stops it.
+func (p Plugin) Describe(opts ...Option) (Info, error) {
+	o := []Option{WithName(p.Name)}
+	if p.Pinned() {
+		sum, err := hex.DecodeString(p.SHA256)
+		if err != nil {
+			return Info{}, fmt.Errorf("plugin %s: %w: the manifest in %s has a malformed sha256 %q", p.Name, ErrChecksumMismatch, p.Dir, p.SHA256)
+		}
+		o = append(o, WithChecksum(sum))
+	}
+	return Describe(p.Path, append(o, opts...)...)
+}
+
+// ListDescribed is List, with each plugin's own account of its version and
+// protocol version (each is started once, then stopped; shadowed plugins
+// too). A plugin that cannot be asked is listed with Error set; the error
+// returned is List's.
+func ListDescribed(dirs ...string) ([]Described, error) {
+	ps, err := List(dirs...)
+	out := make([]Described, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, derr := p.Describe()
+			out[i] = Described{Plugin: p, Info: in}
+			if derr != nil {
+				out[i].Error = derr.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return out, err
+}
+
+// Uninstall removes the plugin called name from dir (the first plugin
+// directory holding it when dir is empty): its executable and its pin in
+// the directory's manifest. It returns the plugin removed. A name found in
+// no directory is an error wrapping fs.ErrNotExist.
+func Uninstall(dir, name string) (Plugin, error) {
+	if !ValidName(name) {
+		return Plugin{}, fmt.Errorf("%w: plugin name %q: want letters, digits, '_', '.' or '-'", backends.ErrBadArgument, name)
+	}
+	var p Plugin
+	if dir == "" {
+		for _, d := range Dirs() {
+			if q, ok := inDir(d, name); ok {
+				p = q
+				break
+			}
+			if m, err := readManifest(d); err == nil && m.Plugins[name].SHA256 != "" {
+				p = Plugin{Name: name, Path: filepath.Join(d, exe(Prefix+name)), Dir: d} // pinned, binary gone
+				break
+			}
+		}
+		if p.Dir == "" {
+			return Plugin{}, fmt.Errorf("plugins: uninstall %s: no plugin of that name in %s: %w", name, strings.Join(Dirs(), string(filepath.ListSeparator)), fs.ErrNotExist)
+		}
+	} else {
+		p = Plugin{Name: name, Path: filepath.Join(dir, exe(Prefix+name)), Dir: dir}
+	}
+	m, err := readManifest(p.Dir)
+	if err != nil {
+		return Plugin{}, err
+	}
+	p.SHA256 = m.Plugins[name].SHA256
+	_, pinned := m.Plugins[name]
+	err = os.Remove(p.Path)
+	if errors.Is(err, fs.ErrNotExist) && !pinned {
+		return Plugin{}, fmt.Errorf("plugins: uninstall %s: %w", name, err)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Plugin{}, fmt.Errorf("plugins: uninstall %s: %w", name, err)
+	}
+	if pinned {
+		delete(m.Plugins, name)
+		if err := writeManifest(p.Dir, m); err != nil {
+			return Plugin{}, fmt.Errorf("plugins: uninstall %s: writing the manifest: %w", name, err)
+		}
+	}
+	return p, nil
 }
 
 // finder makes plugins found on disk available to backends.Open.
@@ -384,6 +504,8 @@ type VerifyResult struct {
 	Actual string `json:"actual,omitempty"`
 	// Err says what went wrong, for changed and missing plugins.
 	Err error `json:"-"`
+	// Error is Err's message, for JSON.
+	Error string `json:"error,omitempty"`
 }
 
 // Verify checks every plugin in dirs (Dirs() when none are given) against
@@ -391,11 +513,16 @@ type VerifyResult struct {
 // plugin and per pin without a binary; the error is for directories or
 // manifests that could not be read.
 func Verify(dirs ...string) ([]VerifyResult, error) {
-	if len(dirs) == 0 {
-		dirs = Dirs()
-	}
+	dirs, optional := searched(dirs)
 	var out []VerifyResult
 	var errs []error
+	defer func() {
+		for i := range out {
+			if out[i].Err != nil {
+				out[i].Error = out[i].Err.Error()
+			}
+		}
+	}()
 	for _, d := range dirs {
 		m, err := readManifest(d)
 		if err != nil {
@@ -404,7 +531,13 @@ func Verify(dirs ...string) ([]VerifyResult, error) {
 		}
 		found := map[string]bool{}
 		ents, err := os.ReadDir(d)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) {
+			if d != optional {
+				errs = append(errs, fmt.Errorf("plugins: no plugin directory %s: %w", d, err))
+			}
+			continue
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 		for _, e := range ents {

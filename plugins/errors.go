@@ -22,6 +22,11 @@ var ErrPluginExited = errors.New("plugin process exited")
 // installed plugin binary's SHA-256 differs from the one pinned at install.
 var ErrChecksumMismatch = errors.New("plugin binary does not match its pinned SHA-256")
 
+// ErrNotPlugin is wrapped by the error of Open (and Probe, Describe,
+// Install) when the executable is not a regioncache plugin: not an
+// executable file, or a program that does not answer the plugin handshake.
+var ErrNotPlugin = errors.New("not a regioncache plugin")
+
 // ErrProtocolVersion is wrapped by the error of Open when the plugin speaks
 // no plugin protocol version this host speaks.
 var ErrProtocolVersion = errors.New("plugin speaks an unsupported protocol version")

@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -20,11 +21,18 @@ type slogHCLog struct {
 	l    *slog.Logger
 	name string
 	args []any
+	// mute, when set, silences go-plugin's own messages (not the
+	// plugin's): the host sets it when a launch failed, so that the
+	// clean-up's complaints ("plugin failed to exit gracefully") do not
+	// precede the real error.
+	mute *atomic.Bool
 }
 
 var _ hclog.Logger = (*slogHCLog)(nil)
 
-func newHCLog(l *slog.Logger) hclog.Logger { return &slogHCLog{l: l} }
+func newHCLog(l *slog.Logger, mute *atomic.Bool) hclog.Logger {
+	return &slogHCLog{l: l, mute: mute}
+}
 
 func slogLevel(lv hclog.Level) slog.Level {
 	switch lv {
@@ -42,6 +50,9 @@ func slogLevel(lv hclog.Level) slog.Level {
 }
 
 func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
+	if h.name == "" && h.mute != nil && h.mute.Load() {
+		return
+	}
 	lv := slogLevel(level)
 	if h.name == "" && lv == slog.LevelInfo {
 		// go-plugin's own routine messages ("plugin process exited" after

@@ -15,7 +15,7 @@ import (
 var binDir string
 
 // testPlugins are the names the test plugin binary is installed under.
-var testPlugins = []string{"memory", "filesystem", "rawfs", "redis", "broken", "v99", "locks"}
+var testPlugins = []string{"memory", "filesystem", "rawfs", "redis", "memcached", "broken", "v99", "locks"}
 
 // hostilePlugins are the names the hostile plugin binary is installed under.
 var hostilePlugins = []string{"hostile", "hostile-garbage", "hostile-v1"}

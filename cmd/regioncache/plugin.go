@@ -13,21 +13,21 @@ func init() { register("plugin", newPlugin) }
 
 func newPlugin(e *env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "plugin install|list|verify",
+		Use:   "plugin install|list|verify|uninstall",
 		Short: "install, list and verify backend plugins (REGIONCACHE_PLUGIN_PATH, then the per-user plugin directory)",
 		Long: `Backend plugins are executables named regioncache-backend-<name>. Once
 installed (or put in a directory of REGIONCACHE_PLUGIN_PATH), <name> is a
 backend name like any other. install copies a plugin into a plugin directory
 and pins its SHA-256, which is checked on every launch; verify re-checks the
-pins.`,
+pins; uninstall removes a plugin and its pin.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usagef("want a subcommand: install, list or verify")
+				return usagef("want a subcommand: install, list, verify or uninstall")
 			}
-			return usagef("unknown subcommand %q: want install, list or verify", args[0])
+			return usagef("unknown subcommand %q: want install, list, verify or uninstall", args[0])
 		},
 	}
-	cmd.AddCommand(newPluginInstall(e), newPluginList(e), newPluginVerify(e))
+	cmd.AddCommand(newPluginInstall(e), newPluginList(e), newPluginVerify(e), newPluginUninstall(e))
 	return cmd
 }
 
@@ -62,13 +62,13 @@ func newPluginInstall(e *env) *cobra.Command {
 func newPluginList(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "list the plugins found on the plugin path, with their pins",
+		Short: "list the plugins found on the plugin path, with their versions, protocol versions and pins",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ps, err := plugins.List()
+			ps, err := plugins.ListDescribed()
 			if jsonOut(cmd) {
 				if ps == nil {
-					ps = []plugins.Plugin{}
+					ps = []plugins.Described{}
 				}
 				if eerr := writeJSON(e.stdout, ps); eerr != nil {
 					return eerr
@@ -76,8 +76,15 @@ func newPluginList(e *env) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tPINNED\tPATH")
+			fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tPINNED\tPATH")
 			for _, p := range ps {
+				version, protocol := p.Version, fmt.Sprint(p.Protocol)
+				if version == "" {
+					version = "-"
+				}
+				if p.Error != "" {
+					version, protocol = "?", "?"
+				}
 				pin := "no"
 				if p.Pinned() {
 					pin = "sha256:" + p.SHA256[:min(12, len(p.SHA256))]
@@ -86,9 +93,14 @@ func newPluginList(e *env) *cobra.Command {
 				if p.Shadowed {
 					path += " (shadowed)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, pin, path)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, version, protocol, pin, path)
 			}
 			tw.Flush()
+			for _, p := range ps {
+				if p.Error != "" {
+					fmt.Fprintln(e.stderr, p.Error)
+				}
+			}
 			if len(ps) == 0 {
 				fmt.Fprintf(e.stdout, "no plugins in %v\n", plugins.Dirs())
 			}
@@ -156,5 +168,62 @@ func newPluginVerify(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "verify only this plugin directory")
+	return cmd
+}
+
+func newPluginUninstall(e *env) *cobra.Command {
+	var dir string
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "uninstall NAME [--dir D] [--dry-run]",
+		Short: "remove an installed plugin and its pin",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want exactly one plugin name, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dryRun {
+				var p plugins.Plugin
+				found := false
+				if dir != "" {
+					ps, err := plugins.List(dir)
+					for _, q := range ps {
+						if q.Name == args[0] {
+							p, found = q, true
+						}
+					}
+					if !found && err != nil {
+						return err
+					}
+				} else {
+					p, found = plugins.Find(args[0])
+				}
+				if !found {
+					return fmt.Errorf("no plugin %q to uninstall", args[0])
+				}
+				if jsonOut(cmd) {
+					return writeJSON(e.stdout, struct {
+						plugins.Plugin
+						DryRun bool `json:"dry_run"`
+					}{p, true})
+				}
+				fmt.Fprintf(e.stdout, "would remove backend %q: %s\n", p.Name, p.Path)
+				return nil
+			}
+			p, err := plugins.Uninstall(dir, args[0])
+			if err != nil {
+				return err
+			}
+			if jsonOut(cmd) {
+				return writeJSON(e.stdout, p)
+			}
+			fmt.Fprintf(e.stdout, "removed backend %q: %s\n", p.Name, p.Path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "plugin directory to remove it from (default: the first one holding it)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
 	return cmd
 }

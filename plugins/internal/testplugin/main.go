@@ -33,6 +33,7 @@ import (
 
 	"github.com/regioncache/regioncache/backends"
 	_ "github.com/regioncache/regioncache/backends/filesystem"
+	_ "github.com/regioncache/regioncache/backends/memcached"
 	"github.com/regioncache/regioncache/backends/memory"
 	_ "github.com/regioncache/regioncache/backends/rawfs"
 	_ "github.com/regioncache/regioncache/backends/redis"
