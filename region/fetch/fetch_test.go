@@ -58,6 +58,12 @@ func (s *server) set(body string) {
 	s.lastModified = time.Now().UTC().Format(http.TimeFormat)
 }
 
+func (s *server) setDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
 func (s *server) serve(w http.ResponseWriter, req *http.Request) {
 	s.requests.Add(1)
 	s.mu.Lock()
@@ -187,9 +193,7 @@ func TestStaleServedWhileRevalidating(t *testing.T) {
 	}
 	readAll(t, f)
 	srv.set("new body")
-	srv.mu.Lock()
-	srv.delay = 300 * time.Millisecond
-	srv.mu.Unlock()
+	srv.setDelay(300 * time.Millisecond)
 	time.Sleep(80 * time.Millisecond)
 	var wg sync.WaitGroup
 	var old, updated atomic.Int64
@@ -257,7 +261,7 @@ func TestLastModifiedOnly(t *testing.T) {
 func TestOneDownloadForManyGoroutines(t *testing.T) {
 	ctx := context.Background()
 	srv := newServer(t, strings.Repeat("x", 1<<20))
-	srv.delay = 100 * time.Millisecond
+	srv.setDelay(100 * time.Millisecond)
 	r, _ := openRawfs(t)
 	var wg sync.WaitGroup
 	for range 32 {
@@ -602,7 +606,7 @@ func TestBadInput(t *testing.T) {
 // Close waits for a download in flight, which completes.
 func TestCloseWhileDownloading(t *testing.T) {
 	srv := newServer(t, "slow body")
-	srv.delay = 200 * time.Millisecond
+	srv.setDelay(200 * time.Millisecond)
 	dir := t.TempDir()
 	r, err := region.Open("rawfs", backends.Args{"base_dir": dir})
 	if err != nil {
@@ -628,3 +632,61 @@ func TestCloseWhileDownloading(t *testing.T) {
 	}
 }
 
+func TestKeyReusedForAnotherURL(t *testing.T) {
+	ctx := context.Background()
+	a := newServer(t, "from a")
+	b := newServer(t, "from b")
+	r, _ := openRawfs(t)
+	for _, c := range []struct{ url, want string }{{a.URL, "from a"}, {b.URL, "from b"}, {b.URL, "from b"}} {
+		f, err := fetch.File(ctx, r, c.url, fetch.Key("shared"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, f); got != c.want {
+			t.Fatalf("%s under a shared key: read %q, want %q", c.url, got, c.want)
+		}
+	}
+	if a.requests.Load() != 1 || b.requests.Load() != 1 {
+		t.Fatalf("requests: a %d, b %d; want 1 each", a.requests.Load(), b.requests.Load())
+	}
+}
+
+// With RegenerateInBackground a stale caller gets the stale body at once and
+// the revalidation finishes in the background.
+func TestRevalidateInBackground(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t, "v1")
+	r, _ := openRawfs(t)
+	opts := fetch.WithCallOptions(region.ExpireAfter(50*time.Millisecond), region.RegenerateInBackground())
+	f, err := fetch.File(ctx, r, srv.URL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, f)
+	srv.set("v2")
+	time.Sleep(80 * time.Millisecond)
+	f, err = fetch.File(ctx, r, srv.URL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, f); got != "v1" {
+		t.Fatalf("stale caller read %q, want the stale v1", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f, err = fetch.File(ctx, r, srv.URL, fetch.WithCallOptions(region.ExpireAfter(time.Hour)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if readAll(t, f) == "v2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background revalidation never stored v2")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := srv.requests.Load(); n != 2 {
+		t.Fatalf("%d requests, want 2", n)
+	}
+}

@@ -129,7 +129,7 @@ func TestOneDownloadAcrossProcesses(t *testing.T) {
 	const procs, gor = 8, 8
 	body := strings.Repeat("cross-process body\n", 50000) // ~1 MB
 	srv := newServer(t, body)
-	srv.delay = 200 * time.Millisecond // callers overlap the download
+	srv.setDelay(200 * time.Millisecond) // callers overlap the download
 	sum := sha256.Sum256([]byte(body))
 	env := []string{"FETCH_DIR=" + t.TempDir(), "FETCH_URL=" + srv.URL + "/big.txt",
 		"FETCH_SHA256=" + hex.EncodeToString(sum[:]), "FETCH_EXPIRE=2s"}
