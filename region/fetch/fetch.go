@@ -385,8 +385,7 @@ func (f *fetcher) revalidate(ctx context.Context) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	if tmp == nil { // 304
-		rec := *prev
+	if tmp == nil { // 304: the same body, revalidated
 		rec.Fetched = time.Now()
 		return rec, nil
 	}
@@ -477,7 +476,15 @@ func (f *fetcher) download(ctx context.Context, prev *Record) (*temp, Record, er
 	defer resp.Body.Close()
 	stall.Reset(timeout)
 	if resp.StatusCode == http.StatusNotModified && prev != nil {
-		return nil, *prev, nil
+		rec := *prev
+		// A 304 may carry updated validators (RFC 9110 15.4.5).
+		if etag := resp.Header.Get("ETag"); etag != "" {
+			rec.ETag = etag
+		}
+		if lm := resp.Header.Get("Last-Modified"); lm != "" {
+			rec.LastModified = lm
+		}
+		return nil, rec, nil
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, Record{}, fmt.Errorf("%w: %s: %s", ErrStatus, f.url, resp.Status)
