@@ -192,3 +192,89 @@ func TestPluginExitsWhenHostDies(t *testing.T) {
 		t.Fatalf("plugin %d still running 10s after its host was killed", pid)
 	}
 }
+
+// TestKillMidMultiplexedCall SIGKILLs a plugin while small calls wait on its
+// Calls stream (Gets the hostile plugin never answers, with no deadline):
+// every one fails within a second with ErrPluginExited, and the next call
+// starts the plugin again.
+func TestKillMidMultiplexedCall(t *testing.T) {
+	b := openT(t, "hostile", backends.Args{"behaviour": "silent"}, quiet, withOwnProcess())
+	checkNextCall(t, b)
+	const n = 8
+	done := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := b.Get(context.Background(), "bad")
+			done <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	killed := time.Now()
+	if err := syscall.Kill(b.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrPluginExited) || !strings.Contains(err.Error(), "plugin hostile") {
+				t.Errorf("call %d: %v, want ErrPluginExited naming the plugin", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call waiting on the killed plugin did not return within 10s")
+		}
+	}
+	if d := time.Since(killed); d > time.Second+grace {
+		t.Errorf("the calls failed %v after the kill; the requirement is under a second", d)
+	}
+	checkNextCall(t, b)
+}
+
+// TestCloseWhileCallsInFlight closes a Backend while calls wait on it with
+// no deadline: Close returns, and so does every call, with an error.
+func TestCloseWhileCallsInFlight(t *testing.T) {
+	b, err := Open(pluginPath("hostile"), backends.Args{"behaviour": "silent"}, quiet, withOwnProcess())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := b.pid()
+	const n = 8
+	done := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			var err error
+			if i%2 == 0 {
+				_, err = b.Get(context.Background(), "bad")
+			} else {
+				_, err = b.Get(context.Background(), "bad")
+				if err == nil {
+					err = b.Set(context.Background(), "x", backends.Entry{})
+				}
+			}
+			done <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(40 * time.Second):
+		t.Fatal("Close did not return while calls were in flight")
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("call %d succeeded on a closed Backend", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call in flight did not return after Close")
+		}
+	}
+	if !waitGone(pid, 10*time.Second) {
+		t.Errorf("plugin process %d still running after Close", pid)
+	}
+	if _, err := b.Get(context.Background(), "good"); !errors.Is(err, backends.ErrClosed) {
+		t.Errorf("Get after Close = %v, want ErrClosed", err)
+	}
+}
