@@ -113,4 +113,3 @@ func (deployStrategy) Invalidate(ctx context.Context, mode region.InvalidationMo
 func (d deployStrategy) Invalidated(ctx context.Context, created time.Time) (region.InvalidationMode, bool) {
 	return region.Soft, created.Before(d.deployed)
 }
-
