@@ -55,6 +55,15 @@ type candidate struct {
 // (temporary files and, for rawfs, unreferenced data files) and returns the
 // entries.
 func (s *Store) scanShard(ctx context.Context, i int) ([]candidate, error) {
+	return s.scanShardSample(ctx, i, 0)
+}
+
+// scanShardSample is scanShard that, when sample > 0 and the shard holds
+// more entries than that, looks at a random sample of that many entries
+// only (and sweeps nothing): eviction's cost then does not grow with the
+// size of the directories. The candidates' acct is then the entry file's
+// size alone.
+func (s *Store) scanShardSample(ctx context.Context, i, sample int) ([]candidate, error) {
 	sh, err := s.shard(i, false)
 	if err != nil || sh == nil {
 		return nil, err
@@ -62,6 +71,22 @@ func (s *Store) scanShard(ctx context.Context, i int) ([]candidate, error) {
 	names, err := sh.readNames()
 	if err != nil {
 		return nil, err
+	}
+	if sample > 0 && len(names) > sample {
+		rand.Shuffle(len(names), func(a, b int) { names[a], names[b] = names[b], names[a] })
+		var out []candidate
+		for _, n := range names {
+			if len(out) >= sample {
+				break
+			}
+			if classify(n) != kindEntry {
+				continue
+			}
+			if st, err := sh.lstat(n); err == nil && st.regular {
+				out = append(out, candidate{sh: sh, name: n, st: st, acct: st.size})
+			}
+		}
+		return out, nil
 	}
 	var out []candidate
 	dataSize := map[string]int64{}
@@ -308,13 +333,16 @@ func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64,
 	all := true
 	_, _, gen := s.counter()
 	for k, i := range rand.Perm(256) {
-		c, err := s.scanShard(ctx, i)
+		c, err := s.scanShardSample(ctx, i, int(want))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			all = false // a damaged shard: skipped, and the count is partial
 			continue
+		}
+		if int64(len(c)) >= want {
+			all = false // maybe sampled: the count is partial
 		}
 		for _, x := range c {
 			seenBytes += x.acct
