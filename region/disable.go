@@ -81,13 +81,30 @@ func openOrPassThrough(cfg *config, backend string, args backends.Args) (backend
 	if !off {
 		return backends.Open(backend, args)
 	}
+	logDisabled(cfg, name, backend, why)
+	return passThrough{}, nil
+}
+
+// logDisabled logs, once per Configure, that a region is disabled and why.
+func logDisabled(cfg *config, name, backend, why string) {
 	logger := cfg.logger
 	if logger == nil {
 		logger = slog.Default()
 	}
 	logger.Info("regioncache: region disabled: every call runs its creator and nothing is cached",
 		"region", name, "backend", backend, "reason", why)
-	return passThrough{}, nil
+}
+
+// namespaceDisabled reports whether DisableEnv, as read when r was
+// configured, disables namespace ns of r: its loaders then call their
+// function directly.
+func (r *Region) namespaceDisabled(ns string) bool {
+	s := r.state.Load()
+	if s == nil || s.disableEnv == "" {
+		return false
+	}
+	off, _ := disabledIn(s.disableEnv, s.name, ns)
+	return off
 }
 
 // passThrough is the backend of a disabled region: it keeps nothing.

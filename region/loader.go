@@ -79,6 +79,9 @@ func formatKey(k any) string {
 // Load returns fn(ctx, k) through the cache: the cached value if fresh,
 // otherwise the result of calling fn under the key's dogpile lock.
 func (l *Loader[K, V]) Load(ctx context.Context, k K) (V, error) {
+	if l.r.namespaceDisabled(l.namespace) {
+		return l.fn(ctx, k)
+	}
 	return GetOrCreate(ctx, l.r, l.Key(k), func(ctx context.Context) (V, error) { return l.fn(ctx, k) }, l.opts...)
 }
 

@@ -42,6 +42,9 @@ func (m *MultiLoader[K, V]) Key(k K) string {
 // fn has no value for are absent from the map. fn's error is returned and
 // nothing is cached.
 func (m *MultiLoader[K, V]) Load(ctx context.Context, keys []K) (map[K]V, error) {
+	if m.r.namespaceDisabled(m.namespace) {
+		return m.fn(ctx, keys)
+	}
 	return m.load(ctx, keys, m.opts)
 }
 

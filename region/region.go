@@ -1,10 +1,12 @@
 package region
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,8 @@ type Region struct {
 // state is everything a configured region needs on its hot path. It never
 // changes after Configure, except for the atomics.
 type state struct {
+	disableEnv string // DisableEnv's value when the region was configured
+
 	config
 	backendName string
 	backend     backends.Backend
@@ -110,7 +114,7 @@ func (r *Region) Configure(backend string, args backends.Args, opts ...Option) e
 	if err != nil {
 		return err
 	}
-	b, err := backends.Open(backend, args)
+	b, err := openOrPassThrough(&cfg, backend, args)
 	if err != nil {
 		return err
 	}
@@ -206,6 +210,13 @@ func (r *Region) ConfigureBackend(b backends.Backend, opts ...Option) error {
 		return err
 	}
 	name := fmt.Sprintf("%T", b)
+	if _, pass := b.(passThrough); !pass { // a passThrough is already disabled and logged
+		if off, why := disabledByEnv(cmp.Or(cfg.name, name)); off {
+			logDisabled(&cfg, cmp.Or(cfg.name, name), name, why)
+			b.Close()
+			b = passThrough{}
+		}
+	}
 	if b, err = wrapBackend(b, cfg.wrap); err != nil {
 		return err
 	}
@@ -255,6 +266,7 @@ func newState(cfg config, name string, b backends.Backend) *state {
 	if s.name == "" {
 		s.name = name
 	}
+	s.disableEnv = os.Getenv(DisableEnv)
 	s.logger = s.logger.With("region", s.name)
 	s.marks.init(b, s.shared, cfg.invalidations, s.logger)
 	s.strategy = cfg.strategy
