@@ -162,6 +162,28 @@ func checkFilesTemp(ctx context.Context, e *env) error {
 	if !ok {
 		return skipf("backend is not a backends.TempFiler: it has no CreateTemp")
 	}
+	// Where temporary files go matters only for a backend that keeps its
+	// values as files in its directory: store one and look.
+	fs, ok := b.(backends.FileStore)
+	if !ok {
+		return errors.New("backend declares files but does not implement backends.FileStore")
+	}
+	src, err := os.CreateTemp(e.scratch, "suite-*")
+	if err != nil {
+		return err
+	}
+	_, werr := src.WriteString("a value kept as a file")
+	if werr == nil {
+		werr = fs.StoreFile(ctx, "temp-probe", src, newEntry(nil, 1), false)
+	}
+	src.Close()
+	os.Remove(src.Name())
+	if werr != nil {
+		return fmt.Errorf("StoreFile: %w", werr)
+	}
+	if ents, err := os.ReadDir(e.dir); err != nil || len(ents) == 0 {
+		return skipf("the backend keeps nothing in the directory it was opened on, so its temporary files may be anywhere")
+	}
 	f, err := tf.CreateTemp("suite-temp-*")
 	if err != nil {
 		if errors.Is(err, backends.ErrUnsupported) {

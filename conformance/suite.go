@@ -85,5 +85,5 @@ var checks = []check{
 	{name: "files/read-only", needs: FeatFiles, run: checkFilesReadOnly,
 		doc: "the file OpenFile returns is read-only: writing to it fails and never changes the stored value"},
 	{name: "files/temp", needs: FeatFiles, run: checkFilesTemp,
-		doc: "a TempFiler's CreateTemp makes its file inside the backend's own storage, so that a move into the cache is a rename"},
+		doc: "a TempFiler that keeps its values as files in its directory makes CreateTemp's files there too, so that a move into the cache is a rename"},
 }

@@ -213,7 +213,7 @@ var maskedByTransport = map[string]string{
 	"truncates-files":             "the plugin hands its backend a fresh temporary file positioned at offset 0",
 	"leaks-lock-on-ended-context": "the host's Lock with an ended context fails in the host (gRPC refuses the call) and never reaches the plugin",
 	"writable-open-file":          "the host gives the caller its own copy of the streamed file, opened read-only",
-	"unfenced-set":                "a plugin's Backend does not carry FencedSetter: lock/fenced is skipped",
+	"unfenced-set":                "the host's SetFenced refuses a released handle itself, before asking the plugin",
 }
 
 // TestBrokenBackendsAreCaught runs every brokentest fault as a plugin
