@@ -334,6 +334,16 @@ func TestInterruptExits130(t *testing.T) {
 	}
 }
 
+// Shell completion offers the backend names for --backend.
+func TestCompleteBackendNames(t *testing.T) {
+	code, out, _ := runCmd(t, "", "__complete", "inspect", "--backend", "")
+	for _, want := range []string{"filesystem", "memory", "redis", ":4"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("completion of --backend lacks %q (exit %d):\n%s", want, code, out)
+		}
+	}
+}
+
 func TestNormalizeFlags(t *testing.T) {
 	root := newRoot(&env{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}})
 	for _, c := range []struct{ in, want string }{

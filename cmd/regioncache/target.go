@@ -109,6 +109,9 @@ func addTargetFlags(cmd *cobra.Command) *targetFlags {
 	f.StringArrayVar(&tf.args, "arg", nil, "backend argument key=value (repeatable), with --backend")
 	f.StringVar(&tf.config, "config", "", "YAML or JSON config file to take the backend and its arguments from, with --prefix")
 	f.StringVar(&tf.prefix, "prefix", "", `the region's prefix in --config, such as "cache.users."`)
+	cmd.RegisterFlagCompletionFunc("backend", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return backends.Names(), cobra.ShellCompDirectiveNoFileComp
+	})
 	return tf
 }
 
