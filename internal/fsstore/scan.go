@@ -379,14 +379,11 @@ func (s *Store) evict(ctx context.Context, total, n, target int64) (freed int64,
 		if freed >= need {
 			break
 		}
-		got, err := s.unlinkEntry(ctx, c.sh, c.name, &c.st)
+		got, err := s.removeEntry(ctx, c.sh, c.name, &c.st)
 		if err == nil && got > 0 {
 			freed += got
 			removed++
 		}
-	}
-	if removed > 0 {
-		s.addSize(-freed, -int64(removed))
 	}
 	return freed, removed
 }

@@ -524,7 +524,23 @@ func (s *Store) commit(ctx context.Context, sh *dirHandle, name, tmp string, siz
 		return err
 	}
 	oldAcct, oldData, existed := s.accounted(sh, name)
-	if err := sh.rename(tmp, name); err != nil {
+	// The rename (and the old data file's removal) and their accounting
+	// are one step under the size lock, so that a full scan that replaces
+	// the counter never counts a change the counter gets again after.
+	total, err := s.sizeTx(func() (int64, int64, error) {
+		if err := sh.rename(tmp, name); err != nil {
+			return 0, 0, err
+		}
+		if oldData != "" {
+			_ = sh.remove(oldData)
+		}
+		var dn int64 = 1
+		if existed {
+			dn = 0
+		}
+		return size + dataSize - oldAcct, dn, nil
+	})
+	if err != nil {
 		h.Unlock()
 		_ = sh.remove(tmp)
 		return err
@@ -532,16 +548,7 @@ func (s *Store) commit(ctx context.Context, sh *dirHandle, name, tmp string, siz
 	if s.o.Sync {
 		_ = sh.syncDir()
 	}
-	newAcct := size + dataSize
 	h.Unlock()
-	if oldData != "" {
-		_ = sh.remove(oldData)
-	}
-	var dn int64 = 1
-	if existed {
-		dn = 0
-	}
-	total, _ := s.addSize(newAcct-oldAcct, dn)
 	if s.o.MaxBytes > 0 && total > s.o.MaxBytes {
 		// Eviction runs in the background, out of the caller's critical
 		// path (which holds the key's dogpile lock). Only a directory
@@ -648,16 +655,6 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // lock. If want is non-nil, it deletes only if the file is still the one
 // described by want (same inode, size and mtime): a newer write is kept.
 func (s *Store) removeEntry(ctx context.Context, sh *dirHandle, name string, want *fileStat) (int64, error) {
-	acct, err := s.unlinkEntry(ctx, sh, name, want)
-	if acct > 0 {
-		s.addSize(-acct, -1)
-	}
-	return acct, err
-}
-
-// unlinkEntry is removeEntry without the accounting, which the caller does
-// (eviction, once per pass).
-func (s *Store) unlinkEntry(ctx context.Context, sh *dirHandle, name string, want *fileStat) (int64, error) {
 	var h lock.Handle
 	var err error
 	if want != nil {
@@ -681,14 +678,25 @@ func (s *Store) unlinkEntry(ctx context.Context, sh *dirHandle, name string, wan
 		return 0, nil
 	}
 	acct, data, _ := s.accounted(sh, name)
-	if err := sh.remove(name); err != nil {
+	var removed bool
+	_, err = s.sizeTx(func() (int64, int64, error) {
+		if err := sh.remove(name); err != nil {
+			return 0, 0, err
+		}
+		removed = true
+		if data != "" {
+			_ = sh.remove(data)
+		}
+		return -acct, -1, nil
+	})
+	if err != nil {
 		if isNotExist(err) {
 			return 0, nil
 		}
 		return 0, err
 	}
-	if data != "" {
-		_ = sh.remove(data)
+	if !removed {
+		return 0, nil
 	}
 	return max(acct, 1), nil
 }
@@ -748,6 +756,27 @@ func (s *Store) addSize(dBytes, dEntries int64) (int64, int64) {
 	entries = max(entries+dEntries, 0)
 	writeCounter(s.size, bytes, entries, gen+1)
 	return bytes, entries
+}
+
+// sizeTx runs fn under the size lock and applies the change it returns to
+// the shared counter (unless it fails), returning the new byte total.
+func (s *Store) sizeTx(fn func() (dBytes, dEntries int64, err error)) (int64, error) {
+	h, err := s.lockSizeFile()
+	if err != nil {
+		return 0, err
+	}
+	defer h.Unlock()
+	bytes, entries, gen := readCounter(s.size)
+	dBytes, dEntries, err := fn()
+	if err != nil {
+		return bytes, err
+	}
+	if dBytes != 0 || dEntries != 0 {
+		bytes = max(bytes+dBytes, 0)
+		entries = max(entries+dEntries, 0)
+		writeCounter(s.size, bytes, entries, gen+1)
+	}
+	return bytes, nil
 }
 
 // counter returns the shared size counter with its generation.
