@@ -112,7 +112,9 @@ func (b *Backend) StoreFile(ctx context.Context, key string, f *os.File, e backe
 }
 
 // CreateTemp implements backends.TempFiler: a temporary file in base_dir/tmp,
-// on the cache's own filesystem. Unused ones are swept after an hour.
+// on the cache's own filesystem. It carries its creator's flock while open;
+// once closed unused (or its process dead) it is swept 2s after its last
+// write on Linux, an hour elsewhere.
 func (b *Backend) CreateTemp(pattern string) (*os.File, error) {
 	f, err := b.s.CreateTemp(pattern)
 	return f, wrap(err)
