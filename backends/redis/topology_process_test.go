@@ -27,6 +27,7 @@ const (
 	envTopoKeys   = "REGIONCACHE_REDIS_TOPO_KEYS"   // how many keys, one after another
 	envTopoSleep  = "REGIONCACHE_REDIS_TOPO_SLEEP"  // creator time
 	envTopoPrefix = "REGIONCACHE_REDIS_TOPO_PREFIX" // region prefix
+	envTopoFor    = "REGIONCACHE_REDIS_TOPO_FOR"    // keep going through the keys for this long
 )
 
 // universal returns a go-redis client for the same servers as conn.
@@ -93,61 +94,69 @@ func topoHelper() error {
 		return fmt.Errorf("barrier: %w", err)
 	}
 	pid := strconv.Itoa(os.Getpid())
+	runFor, _ := time.ParseDuration(os.Getenv(envTopoFor))
+	began := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var lines []string
-	failed := 0
+	got := map[[2]string]int{} // (key, value) -> calls
+	failed, gaveUp := 0, 0
 	for g := 0; g < goroutines; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < keys; i++ {
-				key := "k" + strconv.Itoa(i)
-				deadline := time.Now().Add(time.Minute)
-				for {
-					v, err := region.GetOrCreate(ctx, r, key, func(ctx context.Context) (string, error) {
-						if err := c.Incr(ctx, "{topo}creations:"+key).Err(); err != nil {
-							return "", err
-						}
-						time.Sleep(sleep)
-						return "fresh-" + key + "-" + pid, nil
-					})
-					mu.Lock()
-					if err == nil {
-						lines = append(lines, "value "+key+" "+v)
-						mu.Unlock()
-						break
-					}
-					failed++
-					mu.Unlock()
-					if time.Now().After(deadline) {
+			for pass := 0; pass == 0 || time.Since(began) < runFor; pass++ {
+				if pass > 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+				for i := 0; i < keys; i++ {
+					key := "k" + strconv.Itoa(i)
+					deadline := time.Now().Add(time.Minute)
+					for {
+						v, err := region.GetOrCreate(ctx, r, key, func(ctx context.Context) (string, error) {
+							if err := c.Incr(ctx, "{topo}creations:"+key).Err(); err != nil {
+								return "", err
+							}
+							time.Sleep(sleep)
+							return "fresh-" + key + "-" + pid, nil
+						})
 						mu.Lock()
-						lines = append(lines, "gaveup "+key)
+						if err == nil {
+							got[[2]string{key, v}]++
+							mu.Unlock()
+							break
+						}
+						failed++
 						mu.Unlock()
-						break
+						if time.Now().After(deadline) {
+							mu.Lock()
+							gaveUp++
+							mu.Unlock()
+							break
+						}
+						time.Sleep(50 * time.Millisecond)
 					}
-					time.Sleep(50 * time.Millisecond)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	for _, l := range lines {
-		fmt.Println(l)
+	for kv, n := range got {
+		fmt.Printf("value %s %s %d\n", kv[0], kv[1], n)
 	}
+	fmt.Printf("gaveup %d\n", gaveUp)
 	st := r.Stats()
 	fmt.Printf("stats failed=%d creations=%d lockslost=%d\n", failed, st.Creations, st.LocksLost)
 	return nil
 }
 
 type topoResult struct {
-	values                               map[string][]string // key -> values returned
+	values                               map[string]map[string]int // key -> value returned -> calls
 	gaveUp, failed, creations, locksLost int
 }
 
 // topoStampede runs procs helper processes on conn, releases them together,
 // calls during (if not nil) once they run, and gathers what they got.
-func topoStampede(t *testing.T, conn backends.Args, prefix string, procs, keys int, sleep time.Duration, during func()) topoResult {
+func topoStampede(t *testing.T, conn backends.Args, prefix string, procs, keys int, sleep, runFor time.Duration, during func()) topoResult {
 	t.Helper()
 	c := universal(conn)
 	defer c.Close()
@@ -161,7 +170,7 @@ func topoStampede(t *testing.T, conn backends.Args, prefix string, procs, keys i
 	for i := range ps {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRedisTopologyHelperProcess$")
 		cmd.Env = append(os.Environ(), envTopoConn+"="+string(js), envTopoKeys+"="+strconv.Itoa(keys),
-			envTopoSleep+"="+sleep.String(), envTopoPrefix+"="+prefix)
+			envTopoSleep+"="+sleep.String(), envTopoPrefix+"="+prefix, envTopoFor+"="+runFor.String())
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -188,7 +197,7 @@ func topoStampede(t *testing.T, conn backends.Args, prefix string, procs, keys i
 	if during != nil {
 		during()
 	}
-	res := topoResult{values: map[string][]string{}}
+	res := topoResult{values: map[string]map[string]int{}}
 	for i, p := range ps {
 		rest, _ := io.ReadAll(p.out)
 		if err := p.cmd.Wait(); err != nil {
@@ -197,10 +206,15 @@ func topoStampede(t *testing.T, conn backends.Args, prefix string, procs, keys i
 		for _, line := range strings.Split(strings.TrimSpace(string(rest)), "\n") {
 			f := strings.Fields(line)
 			switch {
-			case len(f) == 3 && f[0] == "value":
-				res.values[f[1]] = append(res.values[f[1]], f[2])
+			case len(f) == 4 && f[0] == "value":
+				n, _ := strconv.Atoi(f[3])
+				if res.values[f[1]] == nil {
+					res.values[f[1]] = map[string]int{}
+				}
+				res.values[f[1]][f[2]] += n
 			case len(f) == 2 && f[0] == "gaveup":
-				res.gaveUp++
+				n, _ := strconv.Atoi(f[1])
+				res.gaveUp += n
 			case len(f) == 4 && f[0] == "stats":
 				var failed, creations, lost int
 				fmt.Sscanf(f[1], "failed=%d", &failed)
@@ -217,17 +231,40 @@ func topoStampede(t *testing.T, conn backends.Args, prefix string, procs, keys i
 	return res
 }
 
-// wrongValues counts values that are not a creation of the key asked for.
+// wrongValues counts values that are neither a creation of the key asked
+// for nor the stale value planted for it.
 func (r topoResult) wrongValues() int {
 	n := 0
 	for key, vs := range r.values {
-		for _, v := range vs {
-			if !strings.HasPrefix(v, "fresh-"+key+"-") {
-				n++
+		for v, calls := range vs {
+			if !strings.HasPrefix(v, "fresh-"+key+"-") && v != "stale-"+key {
+				n += calls
 			}
 		}
 	}
 	return n
+}
+
+// plantStale stores an expired value "stale-<key>" for keys k0..k<n-1>
+// under prefix, as the helpers' region would read it.
+func plantStale(t *testing.T, conn backends.Args, prefix string, n int) {
+	t.Helper()
+	args := backends.Args{"prefix": prefix}
+	for k, v := range conn {
+		args[k] = v
+	}
+	r, err := region.Open("redis", args, region.WithExpiration(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		key := "k" + strconv.Itoa(i)
+		if err := r.Backend().Set(ctx, key, backends.Entry{Payload: []byte("stale-" + key), Created: time.Now().Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestMultiProcessCluster: 8 processes × 32 goroutines on cold keys of a
@@ -238,7 +275,7 @@ func TestMultiProcessCluster(t *testing.T) {
 		t.Run(layout, func(t *testing.T) {
 			conn := backends.Args{"addrs": strings.Join(c.Addrs(), ","), "cluster": true, "cluster_layout": layout}
 			const procs, keys = 8, 3
-			res := topoStampede(t, conn, "mp-"+layout, procs, keys, 200*time.Millisecond, nil)
+			res := topoStampede(t, conn, "mp-"+layout, procs, keys, 200*time.Millisecond, 0, nil)
 			checkExactlyOnce(t, res, procs, keys)
 		})
 	}
@@ -249,7 +286,7 @@ func TestMultiProcessSentinel(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	conn := backends.Args{"addrs": strings.Join(s.Addrs(), ","), "master_name": redistest.SentinelMaster}
 	const procs, keys = 8, 3
-	res := topoStampede(t, conn, "mp-sentinel", procs, keys, 200*time.Millisecond, nil)
+	res := topoStampede(t, conn, "mp-sentinel", procs, keys, 200*time.Millisecond, 0, nil)
 	checkExactlyOnce(t, res, procs, keys)
 }
 
@@ -261,12 +298,12 @@ func checkExactlyOnce(t *testing.T, res topoResult, procs, keys int) {
 	for i := 0; i < keys; i++ {
 		key := "k" + strconv.Itoa(i)
 		vs := res.values[key]
-		if len(vs) != procs*32 {
-			t.Fatalf("%s: %d values, want %d", key, len(vs), procs*32)
+		if len(vs) != 1 {
+			t.Fatalf("%s: values %v: more than one creation", key, vs)
 		}
-		for _, v := range vs {
-			if v != vs[0] {
-				t.Fatalf("%s: values %q and %q: more than one creation", key, vs[0], v)
+		for v, n := range vs {
+			if n != procs*32 {
+				t.Fatalf("%s: %q returned %d times, want %d", key, v, n, procs*32)
 			}
 		}
 	}
@@ -275,9 +312,10 @@ func checkExactlyOnce(t *testing.T, res topoResult, procs, keys int) {
 	}
 }
 
-// TestFailoverStampede: 8 processes × 32 goroutines run through cold keys
-// via Sentinel while the master is killed (SIGKILL) mid-stampede, twice
-// (the old master restarted as a replica in between). Calls fail while
+// TestFailoverStampede: 8 processes × 32 goroutines run through 8 keys via
+// Sentinel while the master is killed (SIGKILL) mid-stampede, twice (the
+// old master restarted as a replica in between): cold keys, then expired
+// ones (callers may get the stale value or a fresh one, nothing else). Calls fail while
 // there is no master and recover after the promotion. Asserted: no wrong
 // value, every caller eventually served. Reported: failed calls, duplicate
 // creations (the new master may lack the lock keys and writes the old one
@@ -293,13 +331,22 @@ func TestFailoverStampede(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := topoStampede(t, conn, "failover"+strconv.Itoa(round), procs, keys, 300*time.Millisecond, func() {
+		prefix := "failover" + strconv.Itoa(round)
+		kind := "cold"
+		if round == 1 {
+			kind = "expired"
+			plantStale(t, conn, prefix, keys)
+		}
+		// The processes keep going through the keys for 8 s; the master is
+		// killed 700 ms in, and Sentinel promotes the replica a few seconds
+		// later: calls in between fail (and are retried).
+		res := topoStampede(t, conn, prefix, procs, keys, 300*time.Millisecond, 8*time.Second, func() {
 			time.Sleep(700 * time.Millisecond)
 			master.Kill()
 		})
 		dup := res.creations - keys
-		t.Logf("round %d (killed %s): failed calls %d, creations %d for %d keys (duplicates %d), stores refused for a lost lock %d, wrong values %d, callers never served %d",
-			round, master.Addr(), res.failed, res.creations, keys, dup, res.locksLost, res.wrongValues(), res.gaveUp)
+		t.Logf("round %d, %s keys (killed %s): failed calls %d, creations %d for %d keys (duplicates %d), stores refused for a lost lock %d, wrong values %d, callers never served %d",
+			round, kind, master.Addr(), res.failed, res.creations, keys, dup, res.locksLost, res.wrongValues(), res.gaveUp)
 		if w := res.wrongValues(); w != 0 {
 			t.Fatalf("round %d: %d wrong values", round, w)
 		}
@@ -307,9 +354,15 @@ func TestFailoverStampede(t *testing.T) {
 			t.Fatalf("round %d: %d callers never served after the fail-over", round, res.gaveUp)
 		}
 		for i := 0; i < keys; i++ {
-			if n := len(res.values["k"+strconv.Itoa(i)]); n != procs*32 {
-				t.Fatalf("round %d: k%d: %d values, want %d", round, i, n, procs*32)
+			if len(res.values["k"+strconv.Itoa(i)]) == 0 {
+				t.Fatalf("round %d: k%d: no value returned", round, i)
 			}
+		}
+		if m, err := s.Master(); err != nil || m == master {
+			t.Fatalf("round %d: no fail-over happened (master %v, %v)", round, m, err)
+		}
+		if round == 1 {
+			break
 		}
 		// Bring the killed node back; Sentinel makes it a replica of the new
 		// master.
