@@ -28,7 +28,10 @@
 // or soft-invalidated) tries the lock without waiting: if it wins, it
 // regenerates; if not, it returns the stale value at once. WaitForFresh makes
 // callers wait for the fresh value instead; RegenerateInBackground returns the
-// stale value immediately and regenerates in a goroutine.
+// stale value immediately and regenerates in a goroutine. EarlyRefresh (or
+// WithEarlyRefresh) regenerates a value shortly before it expires: the caller
+// it chooses gets the fresh value and regenerates in the background, so a hot
+// key is neither waited for nor served stale.
 //
 // Within one process only one caller per key waits on the key's lock; the
 // others wait for its outcome. A creator's error goes to the caller that ran
@@ -44,5 +47,6 @@
 // Expiration is judged at read time against the creation time stored in the
 // entry. Invalidate marks every entry created before now as missing (Hard) or
 // stale (Soft); the mark is stored through the backend, so every process
-// sharing the backend honours it.
+// sharing the backend honours it. WithInvalidationStrategy replaces where
+// marks live and how entries are judged against them (InvalidationStrategy).
 package region
