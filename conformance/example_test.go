@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/backends/memory"
@@ -51,4 +52,20 @@ func ExampleReport_WriteTable() {
 	if err := rep.WriteTable(os.Stdout); err != nil {
 		fmt.Println(err)
 	}
+}
+
+// Stress repeats the race-hunting checks for as long as asked; here the null
+// backend, whose reads must all be misses however long the writers run.
+func ExampleStress() {
+	h := conformance.Harness{Name: "null", Open: func(ctx context.Context, dir string) (backends.Backend, error) {
+		return null.New(), nil
+	}}
+	rep := conformance.Check(context.Background(), h, conformance.Only("concurrent"), conformance.Stress(100*time.Millisecond))
+	for _, r := range rep.Results {
+		fmt.Println(r.Name, r.Status, r.Duration >= 100*time.Millisecond || r.Name == "open")
+	}
+	// Output:
+	// open PASS true
+	// concurrent PASS true
+	// concurrent/own-keys PASS true
 }
