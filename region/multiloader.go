@@ -43,7 +43,16 @@ func (m *MultiLoader[K, V]) Key(k K) string {
 // nothing is cached.
 func (m *MultiLoader[K, V]) Load(ctx context.Context, keys []K) (map[K]V, error) {
 	if m.r.namespaceDisabled(m.namespace) {
-		return m.fn(ctx, keys)
+		// fn is given keys without duplicates, as when cached.
+		uniq := make([]K, 0, len(keys))
+		seen := make(map[K]bool, len(keys))
+		for _, k := range keys {
+			if !seen[k] {
+				seen[k] = true
+				uniq = append(uniq, k)
+			}
+		}
+		return m.fn(ctx, uniq)
 	}
 	return m.load(ctx, keys, m.opts)
 }
