@@ -1,14 +1,16 @@
 // Package brokentest provides deliberately broken regioncache backends: the
-// memory backend wrapped so that it breaks one rule of the backend contract
-// each. They prove that the conformance suite catches what it claims to
+// memory backend (or, for faults of shared storage, DirStore: a file per key
+// shared by every instance on one directory) wrapped so that it breaks one
+// rule of the backend contract each. They prove that the conformance suite catches what it claims to
 // catch (every Fault names the check that must fail on it), and they serve
 // anyone who needs a backend known to be wrong, such as a test of the
 // conformance command run against a plugin.
 //
 // The package also provides correct wrappers (Correct) that add a capability
-// to the memory backend — a lock, a storage TTL, file streaming — so that the
-// suite's capability checks can be seen to pass on a right implementation
-// as well as fail on a wrong one.
+// to the memory backend — a lock, a fenced store, a storage TTL, file
+// streaming, values kept as files, an index for multi operations, tags,
+// listing and statistics, shared storage — so that the suite's checks can be
+// seen to pass on a right implementation as well as fail on a wrong one.
 //
 // Nothing here is for production use.
 package brokentest
