@@ -280,7 +280,8 @@ func (t *localTier) lookup(key string) (*backends.Entry, bool) {
 		t.forget(key)
 		return nil, false
 	}
-	return &le.e, true
+	e := le.e // the caller gets its own Entry; the payload is shared and read-only
+	return &e, true
 }
 
 // get serves key from the tier, or reads it from Redis and keeps it.
