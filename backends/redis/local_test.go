@@ -15,6 +15,7 @@ import (
 
 	"github.com/regioncache/regioncache/backends"
 	rcredis "github.com/regioncache/regioncache/backends/redis"
+	"github.com/regioncache/regioncache/internal/faultproxy"
 	"github.com/regioncache/regioncache/internal/redistest"
 )
 
@@ -310,4 +311,54 @@ func TestLocalTierCrossProcess(t *testing.T) {
 		t.Fatalf("A served only %d of %d values", len(delays), writes)
 	}
 	t.Logf("invalidation delay (B's Set returned → A serves the new value), %d writes: %s", writes, latencySummary(delays))
+}
+
+// TestLocalTierStalledConnection: the tracking connection goes silent (a
+// half-open connection: the fault proxy swallows every byte) while another
+// client overwrites the key. The tier must stop serving its old entry
+// within about half a second (a PING without answer), even though no error
+// ever reaches the connection.
+func TestLocalTierStalledConnection(t *testing.T) {
+	srv := redistest.Start(t)
+	p, err := faultproxy.New(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	a := open(t, srv, backends.Args{"url": "redis://" + p.Addr() + "/0", "prefix": "lts", "local_cache": 100, "socket_timeout": "300ms"})
+	b := open(t, srv, backends.Args{"prefix": "lts"})
+	if err := b.Set(ctx, "k", backends.Entry{Payload: []byte("old")}); err != nil {
+		t.Fatal(err)
+	}
+	waitLocal(t, srv, a, "k")
+	p.Blackhole()
+	if err := b.Set(ctx, "k", backends.Entry{Payload: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var lastOld time.Duration
+	for time.Since(start) < 3*time.Second {
+		e, err := a.Get(ctx, "k")
+		if err == nil && string(e.Payload) == "old" {
+			lastOld = time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("the silenced tier served the replaced value for %v", lastOld)
+	if lastOld > 1500*time.Millisecond {
+		t.Fatalf("the replaced value was still served %v after its invalidation was swallowed", lastOld)
+	}
+	p.Resume()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, err := a.Get(ctx, "k")
+		if err == nil && string(e.Payload) == "new" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the connection came back: %q, %v", e.Payload, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
