@@ -32,11 +32,11 @@
 //	memcached_expire_time  server-side expiry of entries (default 0: none;
 //	                       whole seconds, at least 1s; memcached's clock
 //	                       ticks in seconds, so an entry goes between that
-//	                       time and one second later)
+//	                       time and two seconds later)
 //	distributed_lock       bool: use the memcached lock (default true)
 //	lock_timeout           the lock's lease (default 30s; whole seconds,
 //	                       at least 1s; like entries, a lease lasts up to
-//	                       one second longer),
+//	                       two seconds longer),
 //	                       renewed every third of it while its holder runs
 //	socket_timeout         per-operation network timeout (default 1s)
 //	max_idle_conns         idle connections kept per server (default 64)
@@ -237,14 +237,15 @@ func shortKey(k string) string {
 }
 
 // expiration converts a TTL to memcached's exptime: seconds, or an absolute
-// Unix time past 30 days. memcached's clock ticks in whole seconds, so an
-// item given n seconds may go after anything over n-1; one second is added,
-// so that an item lives at least d (and at most d plus one second).
+// Unix time past 30 days. memcached's clock ticks in whole seconds from a
+// timer that a busy machine delays, so an item given n seconds may go after
+// anything over n-1 (n-2 when its clock lags); two seconds are added, so
+// that an item lives at least d (and at most about d plus two seconds).
 func expiration(d time.Duration) int32 {
 	if d <= 0 {
 		return 0
 	}
-	s := int64((d+time.Second-1)/time.Second) + 1
+	s := int64((d+time.Second-1)/time.Second) + 2
 	if s > 30*24*3600 {
 		s += time.Now().Unix()
 	}

@@ -26,7 +26,7 @@ func prefixFor(dir string) string {
 
 func harness(srv *memcachedtest.Server, extra backends.Args) conformance.Harness {
 	open := func(dir string, ttl time.Duration) (backends.Backend, error) {
-		args := backends.Args{"url": srv.Addr(), "prefix": prefixFor(dir), "lock_timeout": "5s"}
+		args := backends.Args{"url": srv.Addr(), "prefix": prefixFor(dir), "lock_timeout": "5s", "socket_timeout": "10s"}
 		for k, v := range extra {
 			args[k] = v
 		}

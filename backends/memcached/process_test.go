@@ -51,7 +51,7 @@ func helperMain() error {
 	addr := os.Getenv(envAddr)
 	goroutines, _ := strconv.Atoi(os.Getenv(envGoroutines))
 	sleep, _ := time.ParseDuration(os.Getenv(envSleep))
-	r, err := region.Open("memcached", backends.Args{"url": addr, "prefix": os.Getenv(envPrefix), "lock_timeout": "10s"},
+	r, err := region.Open("memcached", backends.Args{"url": addr, "prefix": os.Getenv(envPrefix), "lock_timeout": "10s", "socket_timeout": "10s"},
 		region.WithExpiration(time.Minute))
 	if err != nil {
 		return err
@@ -59,6 +59,7 @@ func helperMain() error {
 	defer r.Close()
 	c := memcache.New(addr)
 	c.MaxIdleConns = 4
+	c.Timeout = 10 * time.Second // -race on a loaded machine
 	var warm sync.WaitGroup
 	for g := 0; g < goroutines; g++ {
 		warm.Add(1)
@@ -127,6 +128,7 @@ type procResult struct {
 func stampede(t *testing.T, srv *memcachedtest.Server, prefix string, procs, goroutines int, sleep time.Duration) []procResult {
 	t.Helper()
 	c := memcache.New(srv.Addr())
+	c.Timeout = 10 * time.Second
 	if err := c.Set(&memcache.Item{Key: "creations", Value: []byte("0")}); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,9 @@ func stampede(t *testing.T, srv *memcachedtest.Server, prefix string, procs, gor
 
 func counted(t *testing.T, srv *memcachedtest.Server, key string) int64 {
 	t.Helper()
-	it, err := memcache.New(srv.Addr()).Get(key)
+	c := memcache.New(srv.Addr())
+	c.Timeout = 10 * time.Second
+	it, err := c.Get(key)
 	if err != nil {
 		t.Fatalf("%s: %v", key, err)
 	}
@@ -233,7 +237,7 @@ func TestMultiProcessColdKey(t *testing.T) {
 func TestMultiProcessExpiredKey(t *testing.T) {
 	srv := memcachedtest.Start(t)
 	ctx := context.Background()
-	r, err := region.Open("memcached", backends.Args{"url": srv.Addr(), "prefix": "expired"}, region.WithExpiration(time.Minute))
+	r, err := region.Open("memcached", backends.Args{"url": srv.Addr(), "prefix": "expired", "socket_timeout": "10s"}, region.WithExpiration(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
