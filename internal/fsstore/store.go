@@ -678,25 +678,22 @@ func (s *Store) removeEntry(ctx context.Context, sh *dirHandle, name string, wan
 		return 0, nil
 	}
 	acct, data, _ := s.accounted(sh, name)
-	var removed bool
-	_, err = s.sizeTx(func() (int64, int64, error) {
-		if err := sh.remove(name); err != nil {
-			return 0, 0, err
-		}
-		removed = true
-		if data != "" {
-			_ = sh.remove(data)
-		}
-		return -acct, -1, nil
-	})
-	if err != nil {
+	// Accounted before the unlink (which stays out of the size lock, so
+	// that an eviction burst does not hold up writers' commits): a scan
+	// that replaces the counter in between can only count the file once
+	// too often, never too few — the safe direction for cache_size.
+	if _, err := s.sizeTx(func() (int64, int64, error) { return -acct, -1, nil }); err != nil {
+		return 0, err
+	}
+	if err := sh.remove(name); err != nil {
+		s.addSize(acct, 1)
 		if isNotExist(err) {
 			return 0, nil
 		}
 		return 0, err
 	}
-	if !removed {
-		return 0, nil
+	if data != "" {
+		_ = sh.remove(data)
 	}
 	return max(acct, 1), nil
 }
