@@ -90,7 +90,7 @@ func BenchmarkGoRedisGet(b *testing.B) {
 
 // BenchmarkRedisHitRatio alternates short blocks of region hits and bare
 // GETs on one server (swapping which goes first) and reports the median of
-// the per-block time ratios ("hit/get"; the bar is <= 1.3) with the median
+// the per-block time ratios ("hit/get"; the bar is <= 1.1) with the median
 // per-operation times. Load from other processes comes and goes within a
 // run; the median of ratios of neighbouring blocks is what stays stable.
 func BenchmarkRedisHitRatio(b *testing.B) {
