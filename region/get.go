@@ -50,6 +50,9 @@ func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(
 	if len(opts) == 0 {
 		// The hit path: no call configuration to build.
 		e, err := s.backend.Get(ctx, bk)
+		if err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return getOrCreateSlow(ctx, r, key, bk, create, opts)
+		}
 		if err == nil {
 			if st := s.classify(ctx, &e, &s.defaults); st >= fresh {
 				if st == due && s.early(bk, &e, &s.defaults) {
@@ -64,8 +67,32 @@ func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(
 				}
 			}
 		}
+		// Stale, missing or undecodable: the engine starts from this read
+		// rather than asking the backend (a round trip for a remote one)
+		// again.
+		return getOrCreateFrom(ctx, r, key, bk, create, e, err == nil)
 	}
 	return getOrCreateSlow(ctx, r, key, bk, create, opts)
+}
+
+// getOrCreateFrom is getOrCreateSlow without options, for a caller that has
+// already read the key: e (found) is that read.
+func getOrCreateFrom[T any](ctx context.Context, r *Region, key, bk string, create func(context.Context) (T, error), e backends.Entry, found bool) (T, error) {
+	var zero T
+	s, err := r.begin()
+	if err != nil {
+		return zero, err
+	}
+	defer s.exit()
+	cfg := s.engineCfg(nil)
+	src := &valueSource[T]{s: s, cfg: &cfg, create1: create}
+	sl := &slot[T]{key: key, bk: bk}
+	judge(ctx, s, &cfg, sl, &e, found)
+	c := &call[T]{s: s, cfg: &cfg, src: src, slots: []*slot[T]{sl}}
+	if err := c.run(ctx); err != nil {
+		return zero, err
+	}
+	return sl.v, nil
 }
 
 // getOrCreateSlow is everything but an option-less hit; it is a function of
