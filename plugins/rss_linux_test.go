@@ -74,6 +74,8 @@ func largeFileLowRSS(t *testing.T, name string) {
 		}
 	}
 	want := h.Sum(nil)
+	// Unnamed, so that the plugin cannot take it by path: it is streamed.
+	os.Remove(src.Name())
 
 	runtime.GC()
 	debug.FreeOSMemory()

@@ -107,7 +107,6 @@ type server struct {
 
 type transfer struct {
 	behaviour string
-	data      []byte
 }
 
 var never = make(chan struct{})
