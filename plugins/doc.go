@@ -30,4 +30,18 @@
 // file in the host without ever being held in memory whole. If the plugin
 // process dies, calls in flight fail at once with an error naming the plugin
 // and wrapping ErrPluginExited, and the next call starts it again.
+//
+// The host trusts nothing a plugin says: no buffer is sized from a number
+// the plugin sent (values grow with the bytes received, within
+// WithMaxValueSize; messages are held to 4 MiB), replies of the wrong
+// length or with impossible counts are errors wrapping backends.ErrBadResult,
+// and every call returns at its context's deadline whatever the plugin does.
+//
+// With plugins speaking protocol version 2 (negotiated in the handshake;
+// version 1 still works), small Get, Set and Delete calls share one
+// multiplexed stream per plugin process; the plugin's lock sits behind an
+// in-process keyed mutex and fences the store that follows a creation
+// (backends.FencedSetter); and file values are handed over by path when
+// host and plugin see the same file, so that a GetOrCreateFile miss sends
+// the file at most once and never fetches it back (StoreFileOpen).
 package plugins
