@@ -80,6 +80,11 @@ func TestFaultsThroughPlugin(t *testing.T) {
 		"ignores-close":   "the host refuses every call on a closed Backend without asking the plugin",
 		"ignores-context": "the host's call returns when its context ends; the plugin drops the lock if it gets it later",
 		"truncates-files": "the plugin hands its backend a fresh temporary file positioned at offset 0",
+		// Faults of conformance/brokentest added with issue 11 (the
+		// conformance helper): the host enforces these rules itself.
+		"leaks-lock-on-ended-context": "the host's Lock with an ended context fails in the host (gRPC refuses the call) and never reaches the plugin",
+		"writable-open-file":          "the host gives the caller its own copy of the streamed file, opened read-only",
+		"unfenced-set":                "the host's SetFenced refuses a released handle itself, before asking the plugin",
 	}
 	for _, f := range brokentest.Faults() {
 		t.Run("broken/"+f.Name, func(t *testing.T) {
