@@ -2,6 +2,7 @@ package prometheus
 
 import (
 	"sync"
+	"sync/atomic"
 
 	prom "github.com/prometheus/client_golang/prometheus"
 
@@ -39,12 +40,14 @@ type Metrics struct {
 	calls, hits, misses, stale, creations, waits, errs, writeErrs *prom.CounterVec
 	creation, wait                                                *prom.HistogramVec
 
-	regions sync.Map // region name -> *regionMetrics
+	regions sync.Map                      // region name -> *regionMetrics
+	last    atomic.Pointer[regionMetrics] // the region of the last event: most programs have one or a few
 }
 
 // regionMetrics are one region's children, looked up once per region
 // rather than once per event.
 type regionMetrics struct {
+	name                                                          string
 	calls, hits, misses, stale, creations, waits, errs, writeErrs prom.Counter
 	creation, wait                                                prom.Observer
 }
@@ -95,10 +98,15 @@ func (m *Metrics) Collect(ch chan<- prom.Metric) {
 }
 
 func (m *Metrics) region(name string) *regionMetrics {
+	if r := m.last.Load(); r != nil && r.name == name {
+		return r
+	}
 	if r, ok := m.regions.Load(name); ok {
+		m.last.Store(r.(*regionMetrics))
 		return r.(*regionMetrics)
 	}
 	r := &regionMetrics{
+		name:  name,
 		calls: m.calls.WithLabelValues(name), hits: m.hits.WithLabelValues(name),
 		misses: m.misses.WithLabelValues(name), stale: m.stale.WithLabelValues(name),
 		creations: m.creations.WithLabelValues(name), waits: m.waits.WithLabelValues(name),
@@ -106,6 +114,7 @@ func (m *Metrics) region(name string) *regionMetrics {
 		creation: m.creation.WithLabelValues(name), wait: m.wait.WithLabelValues(name),
 	}
 	got, _ := m.regions.LoadOrStore(name, r)
+	m.last.Store(got.(*regionMetrics))
 	return got.(*regionMetrics)
 }
 
