@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -147,11 +148,30 @@ func (m *backendMarks) current(ctx context.Context) *invalidations {
 		}
 		return int64(binary.BigEndian.Uint64(e.Payload))
 	}
+	hard, soft := read(es[0]), read(es[1])
 	for {
 		old := m.inv.Load()
-		n := &invalidations{hard: max(old.hard, read(es[0])), soft: max(old.soft, read(es[1])), checked: now}
+		n := &invalidations{hard: max(old.hard, hard), soft: max(old.soft, soft), checked: now}
 		if m.inv.CompareAndSwap(old, n) {
+			// A mark this region knows but the backend no longer has (its
+			// own eviction, a storage TTL, a restart) is stored again, so
+			// that processes that did not see it do not take invalidated
+			// values for valid ones.
+			m.repair(ctx, hardKey, n.hard, hard)
+			m.repair(ctx, softKey, n.soft, soft)
 			return n
 		}
 	}
+}
+
+// repair stores the mark known under k again when the backend's (read) is
+// older.
+func (m *backendMarks) repair(ctx context.Context, k string, known, read int64) {
+	if known == 0 || read >= known {
+		return
+	}
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(known))
+	err := m.b.Set(ctx, k, backends.Entry{Payload: buf[:], Created: time.Unix(0, known)})
+	m.logger.Warn("regioncache: an invalidation mark was missing from the backend; stored it again", "mark", strings.TrimPrefix(k, "\x00"), "err", err)
 }
