@@ -184,6 +184,17 @@ type FileStore interface {
 	StoreFile(ctx context.Context, key string, f *os.File, e Entry, move bool) error
 }
 
+// FileStoreOpener is implemented by file backends that can store a file and
+// hand back a read-only file on exactly the stored bytes in one step, held
+// across the store: unlike StoreFile followed by OpenFile, eviction or a
+// concurrent writer between the two cannot take the bytes away, and a
+// plugin need not send the file back. It returns an error wrapping
+// ErrUnsupported when the instance cannot (the caller then falls back on
+// StoreFile). On any other error nothing is stored and f is where it was.
+type FileStoreOpener interface {
+	StoreFileOpen(ctx context.Context, key string, f *os.File, e Entry, move bool) (*os.File, error)
+}
+
 // TempFiler is implemented by file backends that can create a temporary file
 // on their own filesystem, so that a creator writing into it can have its
 // file moved into the cache by a rename.

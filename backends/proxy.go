@@ -146,6 +146,14 @@ func (p Proxy) StoreFile(ctx context.Context, key string, f *os.File, e Entry, m
 	return fmt.Errorf("proxy: StoreFile: %w", ErrUnsupported)
 }
 
+// StoreFileOpen implements FileStoreOpener through Next, or declines.
+func (p Proxy) StoreFileOpen(ctx context.Context, key string, f *os.File, e Entry, move bool) (*os.File, error) {
+	if fo, ok := p.Next.(FileStoreOpener); ok {
+		return fo.StoreFileOpen(ctx, key, f, e, move)
+	}
+	return nil, fmt.Errorf("proxy: StoreFileOpen: %w", ErrUnsupported)
+}
+
 // SetFenced implements FencedSetter through Next, or declines.
 func (p Proxy) SetFenced(ctx context.Context, key string, e Entry, h lock.Handle) error {
 	if f, ok := p.Next.(FencedSetter); ok {

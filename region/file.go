@@ -94,13 +94,6 @@ func (f *fileSource) create(ctx context.Context, slots []*slot[*os.File]) ([]*os
 	return []*os.File{file}, nil
 }
 
-// fileOpener is implemented by file backends that can store a file and hand
-// back a read-only handle on the stored bytes in one step, so that nothing
-// (eviction, another writer) can come between the store and the open.
-type fileOpener interface {
-	StoreFileOpen(ctx context.Context, key string, f *os.File, e backends.Entry, move bool) (*os.File, error)
-}
-
 func (f *fileSource) store(ctx context.Context, slots []*slot[*os.File], vs []*os.File) []*os.File {
 	s := f.s
 	out := make([]*os.File, len(vs))
@@ -112,17 +105,22 @@ func (f *fileSource) store(ctx context.Context, slots []*slot[*os.File], vs []*o
 			continue
 		}
 		e := backends.Entry{Created: s.now(), Version: s.version, Tags: f.cfg.tags}
-		if fo, ok := s.files.(fileOpener); ok {
+		// Stored and opened in one step where the backend can (nothing can
+		// come between the store and the open); a proxy over a backend
+		// that cannot declines, and the store falls back on StoreFile.
+		if fo, ok := s.files.(backends.FileStoreOpener); ok {
 			stored, err := fo.StoreFileOpen(ctx, sl.bk, created, e, f.cfg.move)
-			if err != nil {
+			if err != nil && !errors.Is(err, backends.ErrUnsupported) {
 				s.logger.Warn("regioncache: cannot store created file", "key", printable(sl.key), "err", err)
 				s.event(ctx, EventWriteError, sl.key, err, 0)
 				f.rewind(ctx, sl, created)
 				continue
 			}
-			created.Close()
-			out[i] = stored
-			continue
+			if err == nil {
+				created.Close()
+				out[i] = stored
+				continue
+			}
 		}
 		if err := s.files.StoreFile(ctx, sl.bk, created, e, f.cfg.move); err != nil {
 			// The value exists; hand the creator's own file back.
