@@ -246,3 +246,36 @@ func (l *FileLocker) WaitUnlocked(ctx context.Context, key string) error {
 		return ctx.Err()
 	}
 }
+
+// probeImpl is implemented by file-lock implementations that can test a
+// slot without taking it.
+type probeImpl interface {
+	probe(slot uint64) (held bool, err error)
+}
+
+// IsLocked implements Prober: true when a goroutine of this locker or any
+// process holds key's lock. On Linux it asks the kernel (F_OFD_GETLK) and
+// takes nothing; elsewhere it tries the lock and releases it.
+func (l *FileLocker) IsLocked(ctx context.Context, key string) (bool, error) {
+	if held, _ := l.keyed.IsLocked(ctx, key); held {
+		return true, nil
+	}
+	p, ok := l.impl.(probeImpl)
+	if !ok {
+		h, ok, err := l.TryLock(ctx, key)
+		if err != nil || !ok {
+			return !ok && err == nil, err
+		}
+		return false, h.Unlock()
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return false, fmt.Errorf("lock %q: %w", key, ErrClosed)
+	}
+	held, err := p.probe(Slot(key))
+	if err != nil {
+		return false, fmt.Errorf("probe lock %q in %s: %w", key, l.path, err)
+	}
+	return held, nil
+}

@@ -124,3 +124,30 @@ func (o *ofdLocker) close() error {
 	o.wait.Close()
 	return o.f.Close()
 }
+
+// probe implements probeImpl with F_OFD_GETLK through the waiters'
+// description, which holds no exclusive lock, so that a lock held through
+// the holders' description of this process is seen too.
+func (o *ofdLocker) probe(slot uint64) (bool, error) {
+	sc, err := o.wait.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: int64(slot), Len: 1}
+	var opErr error
+	err = sc.Control(func(fd uintptr) {
+		for {
+			opErr = unix.FcntlFlock(fd, unix.F_OFD_GETLK, &lk)
+			if opErr != unix.EINTR {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return false, err
+	}
+	if opErr != nil {
+		return false, opErr
+	}
+	return lk.Type == unix.F_WRLCK, nil
+}

@@ -85,3 +85,37 @@ func TestFileLockerWaitUnlocked(t *testing.T) {
 		t.Fatalf("WaitUnlocked after Close = %v, want ErrClosed", err)
 	}
 }
+
+// IsLocked tells whether another process (or this locker) holds a key,
+// without taking it.
+func TestFileLockerIsLocked(t *testing.T) {
+	lockPath := filepath.Join(t.TempDir(), "lock")
+	holder := startHolder(t, lockPath, "k")
+	l, err := lock.NewFileLocker(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var p lock.Prober = l
+	ctx := context.Background()
+	if held, err := p.IsLocked(ctx, "k"); !held || err != nil {
+		t.Fatalf("IsLocked while another process holds k = %v, %v", held, err)
+	}
+	if held, err := p.IsLocked(ctx, "other"); held || err != nil {
+		t.Fatalf("IsLocked of a free key = %v, %v", held, err)
+	}
+	// Probing took nothing: the free key can be locked, and then probes held.
+	h, ok, err := l.TryLock(ctx, "other")
+	if !ok || err != nil {
+		t.Fatalf("TryLock after a probe: %v %v", ok, err)
+	}
+	if held, _ := p.IsLocked(ctx, "other"); !held {
+		t.Fatal("IsLocked of a key this locker holds = false")
+	}
+	h.Unlock()
+	holder.Process.Kill()
+	holder.Wait()
+	if held, err := p.IsLocked(ctx, "k"); held || err != nil {
+		t.Fatalf("IsLocked after the holder died = %v, %v", held, err)
+	}
+}

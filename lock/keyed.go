@@ -110,3 +110,11 @@ func (h *keyedHandle) Unlock() error {
 	}
 	return nil
 }
+
+// IsLocked implements Prober.
+func (k *Keyed) IsLocked(ctx context.Context, key string) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := k.locks[key]
+	return e != nil && len(e.sem) == 1, nil
+}

@@ -104,3 +104,25 @@ func ExampleKeyed() {
 	// ... regenerate user:42; hand h to another goroutine if needed ...
 	h.Unlock()
 }
+
+func TestKeyedIsLocked(t *testing.T) {
+	ctx := context.Background()
+	var k lock.Keyed
+	if held, _ := k.IsLocked(ctx, "a"); held {
+		t.Fatal("free key reported held")
+	}
+	h, err := k.Lock(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := k.IsLocked(ctx, "a"); !held {
+		t.Fatal("held key reported free")
+	}
+	if held, _ := k.IsLocked(ctx, "b"); held {
+		t.Fatal("another key reported held")
+	}
+	h.Unlock()
+	if held, _ := k.IsLocked(ctx, "a"); held {
+		t.Fatal("released key reported held")
+	}
+}

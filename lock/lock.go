@@ -81,3 +81,11 @@ type Waiter interface {
 type HeldHinter interface {
 	HeldElsewhere(key string) bool
 }
+
+// Prober is implemented by Lockers that can tell whether a key's lock is
+// held, by anyone, without taking it (dogpile's key_is_locked). The answer
+// may be out of date as soon as it is given. A Locker without it is asked
+// with TryLock and an immediate Unlock.
+type Prober interface {
+	IsLocked(ctx context.Context, key string) (bool, error)
+}

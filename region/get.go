@@ -483,6 +483,13 @@ func (r *Region) KeyIsLocked(ctx context.Context, key string) (bool, error) {
 	if s.flights.inFlight(bk) {
 		return true, nil
 	}
+	if p, ok := s.lock.(lock.Prober); ok {
+		held, err := p.IsLocked(ctx, bk)
+		if err != nil {
+			return false, fmt.Errorf("region %s: probe lock %s: %w", s.name, printable(key), err)
+		}
+		return held, nil
+	}
 	h, ok, err := s.lock.TryLock(ctx, bk)
 	if err != nil {
 		return false, fmt.Errorf("region %s: try-lock %s: %w", s.name, printable(key), err)

@@ -700,3 +700,17 @@ func (h *LockHandle) Check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// IsLocked implements lock.Prober: true when a goroutine of this process or
+// any other client holds key's lock (one EXISTS round trip; nothing is
+// taken).
+func (r *Lock) IsLocked(ctx context.Context, key string) (bool, error) {
+	if held, _ := r.local.IsLocked(ctx, key); held {
+		return true, nil
+	}
+	n, err := r.client.Exists(ctx, r.rkey(key)).Result()
+	if err != nil {
+		return false, fmt.Errorf("redis lock %q: probe: %w", shortKey(key), err)
+	}
+	return n > 0, nil
+}
