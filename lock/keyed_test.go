@@ -3,6 +3,7 @@ package lock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -102,7 +103,15 @@ func ExampleKeyed() {
 		panic(err)
 	}
 	// ... regenerate user:42; hand h to another goroutine if needed ...
+	_, ok, _ := locks.TryLock(context.Background(), "user:42")
+	fmt.Println("second TryLock while held:", ok)
 	h.Unlock()
+	h2, ok, _ := locks.TryLock(context.Background(), "user:42")
+	fmt.Println("TryLock after Unlock:", ok)
+	h2.Unlock()
+	// Output:
+	// second TryLock while held: false
+	// TryLock after Unlock: true
 }
 
 func TestKeyedIsLocked(t *testing.T) {
