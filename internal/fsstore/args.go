@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/regioncache/regioncache/backends"
 )
@@ -36,6 +37,15 @@ func ParseArgs(args backends.Args, kind byte) (Config, error) {
 	}
 	if c.Dir == "" {
 		return c, fmt.Errorf("%w: base_dir: required (the cache directory)", backends.ErrBadArgument)
+	}
+	if c.Dir == "~" || strings.HasPrefix(c.Dir, "~/") || strings.HasPrefix(c.Dir, "~"+string(filepath.Separator)) {
+		// As a shell would: a config file's "~/cache" is the user's, not a
+		// directory named "~".
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return c, fmt.Errorf("%w: base_dir: %q: %v", backends.ErrBadArgument, c.Dir, err)
+		}
+		c.Dir = filepath.Join(home, c.Dir[1:])
 	}
 	if c.MaxBytes, err = args.Size("cache_size", 0); err != nil {
 		return c, err
