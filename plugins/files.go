@@ -290,3 +290,10 @@ func reopenByName(f *os.File) (*os.File, error) {
 	}
 	return r, nil
 }
+
+// The optional interfaces the host side has beyond FileStore.
+var (
+	_ backends.FileStoreOpener = (*Backend)(nil)
+	_ backends.TempFiler       = (*Backend)(nil)
+	_ backends.FencedSetter    = (*Backend)(nil)
+)
