@@ -354,6 +354,14 @@ func (r *Lock) WaitUnlocked(ctx context.Context, key string) error {
 		t := time.NewTimer(pttl + time.Millisecond)
 		select {
 		case <-wake:
+			// A release was announced after this wait began: the lock was
+			// free at that moment, which is all a waiter needs (it re-reads
+			// and locks only if the value is still missing). No second
+			// round trip to confirm it.
+			t.Stop()
+			r.dropWait(rkey, wake)
+			r.forgetHeld(rkey)
+			return nil
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
