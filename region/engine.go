@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/lock"
 )
 
@@ -52,6 +53,11 @@ type source[V any] interface {
 	// callers of the same process as it is (not for files: each caller
 	// gets its own handle).
 	shareable() bool
+	// fromEntry sets sl from e, an entry another caller of this process
+	// read or stored for the same backend key, as read would from the
+	// backend, and reports whether it could (a file source cannot: each
+	// caller opens its own file).
+	fromEntry(ctx context.Context, sl *slot[V], e *backends.Entry) bool
 }
 
 // slot is one backend key of a call.
@@ -66,14 +72,19 @@ type slot[V any] struct {
 	fl       *flight     // the flight this slot leads
 	h        lock.Handle // the lock this slot holds
 	absent   bool        // the creator had no value for the key (CachedMulti): nothing is stored or returned
+	ent      backends.Entry // the entry behind v, when hasEnt (read from or stored in the backend)
+	hasEnt   bool
 	early    bool        // fresh, but chosen for early regeneration (EarlyRefresh)
 }
 
+// set gives sl a value that is not the one read into sl.ent (a created or
+// shared value), so sl.ent no longer describes it.
 func (sl *slot[V]) set(src source[V], v V) {
 	if sl.has {
 		src.discard(sl.v)
 	}
 	sl.v, sl.has = v, true
+	sl.ent, sl.hasEnt = backends.Entry{}, false
 }
 
 func (sl *slot[V]) drop(src source[V]) {
@@ -82,6 +93,7 @@ func (sl *slot[V]) drop(src source[V]) {
 	}
 	var zero V
 	sl.v, sl.has = zero, false
+	sl.ent, sl.hasEnt = backends.Entry{}, false
 }
 
 // flight is a creation of one backend key in progress in this process.
@@ -91,6 +103,7 @@ type flight struct {
 	has   bool  // val is set
 	err   error // the creator's error, shared with the waiters
 	retry bool  // the leader gave up without an outcome: waiters try again
+	ent   *backends.Entry // the fresh entry the leader read or stored: waiters decode it instead of reading again
 }
 
 type flightGroup struct {
@@ -348,6 +361,19 @@ func (c *call[V]) round(ctx context.Context, pending []*slot[V]) ([]*slot[V], er
 				return nil, fmt.Errorf("region %s: %s: %w: %w", s.name, printable(sl.key), ErrCreatorFailed, f.err)
 			}
 			return nil, fmt.Errorf("%w: %w", ErrCreatorFailed, f.err)
+		case f.ent != nil && c.src.fromEntry(ctx, sl, f.ent):
+			// The leader's entry, decoded for this caller: no second read
+			// of the backend (a round trip per waiter on a remote store).
+			switch sl.st {
+			case fresh:
+			case stale:
+				// Fresh for the leader, already stale by this call's
+				// expiration (ExpireAfter(0)): it is the value asked for.
+				sl.st = fresh
+			default:
+				reread = append(reread, sl)
+				shared = append(shared, f)
+			}
 		default:
 			reread = append(reread, sl)
 			shared = append(shared, f)
@@ -411,6 +437,10 @@ func (c *call[V]) release(sl *slot[V], err error) {
 			f.retry = true // nothing to share: waiters ask for the key themselves
 		} else if sl.has && c.src.shareable() {
 			f.val, f.has = sl.v, true
+			if sl.hasEnt && sl.st == fresh {
+				e := sl.ent
+				f.ent = &e
+			}
 		}
 		c.s.flights.finish(sl.bk, f)
 	}

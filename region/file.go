@@ -158,6 +158,8 @@ func (f *fileSource) discard(file *os.File) {
 
 func (f *fileSource) shareable() bool { return false }
 
+func (f *fileSource) fromEntry(context.Context, *slot[*os.File], *backends.Entry) bool { return false }
+
 // CreateTemp creates a temporary file for a creator to write a file value
 // into. It is on the backend's own filesystem when the backend offers that
 // (backends.TempFiler), so that moving it into the cache is a rename.

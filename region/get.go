@@ -159,9 +159,11 @@ func (v *valueSource[T]) read(ctx context.Context, slots []*slot[T]) error {
 func judge[T any](ctx context.Context, s *state, cfg *callConfig, sl *slot[T], e *backends.Entry, found bool) {
 	var zero T
 	sl.v, sl.has, sl.st, sl.mismatch, sl.early = zero, false, missing, false, false
+	sl.ent, sl.hasEnt = backends.Entry{}, false
 	if !found {
 		return
 	}
+	sl.ent, sl.hasEnt = *e, true
 	st := s.classify(ctx, e, cfg)
 	if st == missing {
 		return
@@ -244,6 +246,11 @@ func (v *valueSource[T]) store(ctx context.Context, slots []*slot[T], vs []T) []
 
 func (v *valueSource[T]) discard(T)       {}
 func (v *valueSource[T]) shareable() bool { return true }
+
+func (v *valueSource[T]) fromEntry(ctx context.Context, sl *slot[T], e *backends.Entry) bool {
+	judge(ctx, v.s, v.cfg, sl, e, true)
+	return true
+}
 
 // entryFor builds the entry for v.
 func entryFor[T any](s *state, v T, cfg *callConfig) (backends.Entry, error) {
