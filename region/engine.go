@@ -65,16 +65,16 @@ type slot[V any] struct {
 	key, bk  string // the caller's key (the first one, for duplicates) and the backend key
 	st       status
 	v        V
-	has      bool        // v holds a value (stale, or the result)
-	mismatch bool        // the cached value is of another Go type
-	counted  bool        // the call's outcome (hit, stale served, miss) is counted
-	idx      int         // position in the call, to hand keys to a creator in order
-	fl       *flight     // the flight this slot leads
-	h        lock.Handle // the lock this slot holds
-	absent   bool        // the creator had no value for the key (CachedMulti): nothing is stored or returned
+	has      bool           // v holds a value (stale, or the result)
+	mismatch bool           // the cached value is of another Go type
+	counted  bool           // the call's outcome (hit, stale served, miss) is counted
+	idx      int            // position in the call, to hand keys to a creator in order
+	fl       *flight        // the flight this slot leads
+	h        lock.Handle    // the lock this slot holds
+	absent   bool           // the creator had no value for the key (CachedMulti): nothing is stored or returned
 	ent      backends.Entry // the entry behind v, when hasEnt (read from or stored in the backend)
 	hasEnt   bool
-	early    bool        // fresh, but chosen for early regeneration (EarlyRefresh)
+	early    bool // fresh, but chosen for early regeneration (EarlyRefresh)
 }
 
 // set gives sl a value that is not the one read into sl.ent (a created or
@@ -99,10 +99,10 @@ func (sl *slot[V]) drop(src source[V]) {
 // flight is a creation of one backend key in progress in this process.
 type flight struct {
 	done  chan struct{}
-	val   any   // the created value, when shareable
-	has   bool  // val is set
-	err   error // the creator's error, shared with the waiters
-	retry bool  // the leader gave up without an outcome: waiters try again
+	val   any             // the created value, when shareable
+	has   bool            // val is set
+	err   error           // the creator's error, shared with the waiters
+	retry bool            // the leader gave up without an outcome: waiters try again
 	ent   *backends.Entry // the fresh entry the leader read or stored: waiters decode it instead of reading again
 }
 
