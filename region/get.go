@@ -51,7 +51,7 @@ func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(
 		// The hit path: no call configuration to build.
 		e, err := s.backend.Get(ctx, bk)
 		if err != nil && !errors.Is(err, backends.ErrNotFound) {
-			return getOrCreateSlow(ctx, r, key, bk, create, opts)
+			return getOrCreateSlow(ctx, r, key, bk, create, opts, nil)
 		}
 		if err == nil {
 			if st := s.classify(ctx, &e, &s.defaults); st >= fresh {
@@ -59,7 +59,7 @@ func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(
 					// Chosen for early refresh (WithEarlyRefresh): the
 					// engine serves the value and regenerates it in the
 					// background.
-					return getOrCreateSlow(ctx, r, key, bk, create, earlyOpts)
+					return getOrCreateSlow(ctx, r, key, bk, create, earlyOpts, nil)
 				}
 				if v, ok := decode[T](s, &e); ok {
 					s.hit(ctx, key)
@@ -70,34 +70,22 @@ func GetOrCreate[T any](ctx context.Context, r *Region, key string, create func(
 		// Stale, missing or undecodable: the engine starts from this read
 		// rather than asking the backend (a round trip for a remote one)
 		// again.
-		return getOrCreateFrom(ctx, r, key, bk, create, e, err == nil)
+		return getOrCreateSlow(ctx, r, key, bk, create, nil, &firstRead{e, err == nil})
 	}
-	return getOrCreateSlow(ctx, r, key, bk, create, opts)
+	return getOrCreateSlow(ctx, r, key, bk, create, opts, nil)
 }
 
-// getOrCreateFrom is getOrCreateSlow without options, for a caller that has
-// already read the key: e (found) is that read.
-func getOrCreateFrom[T any](ctx context.Context, r *Region, key, bk string, create func(context.Context) (T, error), e backends.Entry, found bool) (T, error) {
-	var zero T
-	s, err := r.begin()
-	if err != nil {
-		return zero, err
-	}
-	defer s.exit()
-	cfg := s.engineCfg(nil)
-	src := &valueSource[T]{s: s, cfg: &cfg, create1: create}
-	sl := &slot[T]{key: key, bk: bk}
-	judge(ctx, s, &cfg, sl, &e, found)
-	c := &call[T]{s: s, cfg: &cfg, src: src, slots: []*slot[T]{sl}}
-	if err := c.run(ctx); err != nil {
-		return zero, err
-	}
-	return sl.v, nil
+// firstRead is a read of the key a caller has already made: the engine
+// starts from it instead of asking the backend again.
+type firstRead struct {
+	e     backends.Entry
+	found bool
 }
 
 // getOrCreateSlow is everything but an option-less hit; it is a function of
-// its own so that what it builds never costs a hit an allocation.
-func getOrCreateSlow[T any](ctx context.Context, r *Region, key, bk string, create func(context.Context) (T, error), opts []CallOption) (T, error) {
+// its own so that what it builds never costs a hit an allocation. first, if
+// not nil, is the caller's read of the key.
+func getOrCreateSlow[T any](ctx context.Context, r *Region, key, bk string, create func(context.Context) (T, error), opts []CallOption, first *firstRead) (T, error) {
 	var zero T
 	s, err := r.begin()
 	if err != nil {
@@ -108,7 +96,9 @@ func getOrCreateSlow[T any](ctx context.Context, r *Region, key, bk string, crea
 	src := &valueSource[T]{s: s, cfg: &cfg, create1: create}
 	sl := &slot[T]{key: key, bk: bk}
 	slots := []*slot[T]{sl}
-	if err := src.read(ctx, slots); err != nil {
+	if first != nil {
+		judge(ctx, s, &cfg, sl, &first.e, first.found)
+	} else if err := src.read(ctx, slots); err != nil {
 		s.event(ctx, EventError, key, err, 0)
 		return zero, err
 	}
