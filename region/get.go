@@ -299,7 +299,8 @@ func decodeEntry[T any](s *state, e *backends.Entry) (T, error) {
 }
 
 // decodePayload is kept apart from decode so that the &v it takes does not
-// make every hit allocate.
+// make every hit allocate; &v itself stays on the stack (only the codec's
+// path, in unmarshalPayload, hands a pointer to an interface).
 func decodePayload[T any](s *state, p []byte) (T, bool) {
 	var v T
 	switch x := any(&v).(type) {
@@ -311,11 +312,18 @@ func decodePayload[T any](s *state, p []byte) (T, bool) {
 	case *string:
 		*x = string(p)
 	default:
-		if err := s.codec.Unmarshal(p, &v); err != nil {
-			s.logger.Debug("regioncache: cached value does not decode; treating as a miss", "err", err)
-			var zero T
-			return zero, false
-		}
+		return unmarshalPayload[T](s, p)
+	}
+	return v, true
+}
+
+// unmarshalPayload decodes p with the region's codec.
+func unmarshalPayload[T any](s *state, p []byte) (T, bool) {
+	var v T
+	if err := s.codec.Unmarshal(p, &v); err != nil {
+		s.logger.Debug("regioncache: cached value does not decode; treating as a miss", "err", err)
+		var zero T
+		return zero, false
 	}
 	return v, true
 }

@@ -122,11 +122,19 @@ func (m *backendMarks) Invalidated(ctx context.Context, created time.Time) (Inva
 // are older than the check interval. Only one goroutine re-reads at a time;
 // the others use the marks they have.
 func (m *backendMarks) current(ctx context.Context) *invalidations {
+	if !m.shared {
+		return m.inv.Load()
+	}
+	return m.currentAt(ctx, time.Now().UnixNano())
+}
+
+// currentAt is current for a caller that has just read the wall clock (now,
+// Unix nanoseconds): a hit reads it once for both the marks and expiration.
+func (m *backendMarks) currentAt(ctx context.Context, now int64) *invalidations {
 	inv := m.inv.Load()
 	if !m.shared {
 		return inv
 	}
-	now := time.Now().UnixNano()
 	if now-inv.checked < int64(m.check) && inv.checked != 0 {
 		return inv
 	}

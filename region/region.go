@@ -37,6 +37,7 @@ type state struct {
 	backend     backends.Backend
 	keepsValues bool
 	shared      bool // other processes may write invalidation marks
+	wallClock   bool // now is time.Now (no WithClock)
 	files       backends.FileStore
 	lock        lock.Locker
 	logger      *slog.Logger
@@ -255,7 +256,7 @@ func newState(cfg config, name string, b backends.Backend) *state {
 		s.lock = new(lock.Keyed)
 	}
 	if s.now == nil {
-		s.now = time.Now
+		s.now, s.wallClock = time.Now, true
 	}
 	s.defaults = callConfig{expiration: cfg.expiration, beta: cfg.earlyBeta}
 	s.creators.init()
@@ -490,6 +491,8 @@ const (
 // EarlyRefresh is on and expiry is near (callers that read for the engine
 // let state.early choose; readers take due for fresh). cfg.expiration < 0 means never expired, 0 always expired.
 func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig) status {
+	var now time.Time
+	haveNow := false
 	if e.Version < s.minVersion {
 		return missing
 	}
@@ -506,7 +509,14 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig
 	} else {
 		inv := s.marks.inv.Load()
 		if s.shared {
-			inv = s.marks.current(ctx)
+			// One clock read serves the marks' refresh and the expiration
+			// check (a clock read is a sizeable part of a local hit).
+			if s.wallClock {
+				now, haveNow = time.Now(), true
+				inv = s.marks.currentAt(ctx, now.UnixNano())
+			} else {
+				inv = s.marks.current(ctx)
+			}
 		}
 		if cfg.ignoreExpiration {
 			return fresh
@@ -528,7 +538,10 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig
 	if exp == 0 {
 		return stale
 	}
-	age := s.now().Sub(e.Created)
+	if !haveNow {
+		now = s.now()
+	}
+	age := now.Sub(e.Created)
 	if age > exp {
 		return stale
 	}
