@@ -36,8 +36,9 @@ type state struct {
 	backendName string
 	backend     backends.Backend
 	keepsValues bool
-	shared      bool // other processes may write invalidation marks
-	wallClock   bool // now is time.Now (no WithClock)
+	shared      bool      // other processes may write invalidation marks
+	wallClock   bool      // now is time.Now (no WithClock): hits read clock
+	clock       wallClock // the wall clock at one clock read, for hits
 	files       backends.FileStore
 	lock        lock.Locker
 	logger      *slog.Logger
@@ -512,8 +513,9 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig
 			// One clock read serves the marks' refresh and the expiration
 			// check (a clock read is a sizeable part of a local hit).
 			if s.wallClock {
-				now, haveNow = time.Now(), true
-				inv = s.marks.currentAt(ctx, now.UnixNano())
+				n := s.clock.unixNano()
+				now, haveNow = time.Unix(0, n), true
+				inv = s.marks.currentAt(ctx, n)
 			} else {
 				inv = s.marks.current(ctx)
 			}
@@ -539,7 +541,11 @@ func (s *state) classify(ctx context.Context, e *backends.Entry, cfg *callConfig
 		return stale
 	}
 	if !haveNow {
-		now = s.now()
+		if s.wallClock {
+			now = time.Unix(0, s.clock.unixNano())
+		} else {
+			now = s.now()
+		}
 	}
 	age := now.Sub(e.Created)
 	if age > exp {
