@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/strtable"
 )
 
 func init() {
@@ -57,8 +58,8 @@ type Backend struct {
 	closed atomic.Bool
 
 	// values maps key → *backends.Entry when unbounded; the pointed-to entry
-	// is immutable. Reads take no lock (see table).
-	values *table[backends.Entry]
+	// is immutable. Reads take no lock (see internal/strtable).
+	values *strtable.Table[backends.Entry]
 
 	mu      sync.Mutex       // held by every writer; by readers only when bounded
 	entries map[string]*item // bounded only
@@ -117,7 +118,7 @@ func OpenOptions(o Options) (*Backend, error) {
 	if o.MaxSize < 0 {
 		return nil, fmt.Errorf("%w: max_size: want 0 (unbounded) or a positive number of bytes, got %d", backends.ErrBadArgument, o.MaxSize)
 	}
-	b := &Backend{copyValues: o.CopyValues, maxEntries: o.MaxEntries, maxSize: o.MaxSize, cost: o.Cost, values: newTable[backends.Entry]()}
+	b := &Backend{copyValues: o.CopyValues, maxEntries: o.MaxEntries, maxSize: o.MaxSize, cost: o.Cost, values: strtable.New[backends.Entry]()}
 	if o.MaxSize > 0 && o.Cost == nil {
 		b.copyValues = true
 	}
@@ -152,7 +153,7 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	if b.lru != nil {
 		return b.getLRU(key)
 	}
-	v := b.values.load(key)
+	v := b.values.Load(key)
 	// closed is read after the map: if it is still false, the read happened
 	// before Close began to drop the entries.
 	if b.closed.Load() {
@@ -192,7 +193,7 @@ func (b *Backend) prepare(e backends.Entry) backends.Entry {
 // setLocked stores e; b.mu must be held.
 func (b *Backend) setLocked(key string, e backends.Entry) {
 	if b.lru == nil {
-		b.values.store(key, &e)
+		b.values.Store(key, &e)
 		return
 	}
 	var cost int64
@@ -225,7 +226,7 @@ func (b *Backend) setLocked(key string, e backends.Entry) {
 // deleteLocked deletes key; b.mu must be held.
 func (b *Backend) deleteLocked(key string) {
 	if b.lru == nil {
-		b.values.remove(key)
+		b.values.Remove(key)
 		return
 	}
 	if it, ok := b.entries[key]; ok {
@@ -239,7 +240,7 @@ func (b *Backend) deleteLocked(key string) {
 // held. fn may delete the entry it is given.
 func (b *Backend) rangeLocked(fn func(key string, e *backends.Entry) bool) {
 	if b.lru == nil {
-		b.values.rangeAll(fn)
+		b.values.Range(fn)
 		return
 	}
 	for k, it := range b.entries {
@@ -277,7 +278,7 @@ func (b *Backend) GetMulti(ctx context.Context, keys []string) ([]*backends.Entr
 	out := make([]*backends.Entry, len(keys))
 	if b.lru == nil {
 		for i, k := range keys {
-			if v := b.values.load(k); v != nil {
+			if v := b.values.Load(k); v != nil {
 				e := *v
 				out[i] = &e
 			}
@@ -403,7 +404,7 @@ func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed.Store(true)
-	b.values.clear()
+	b.values.Clear()
 	b.entries = nil
 	b.size = 0
 	if b.lru != nil {

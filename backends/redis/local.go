@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/strtable"
 )
 
 // LocalCacheOptions bound the local tier (argument local_cache). At least
@@ -46,7 +47,8 @@ type localTier struct {
 	ps  *goredis.PubSub
 	ttl time.Duration // the backend's storage TTL, mirrored locally
 
-	m       sync.Map // region key -> *localEntry
+	m       *strtable.Table[localEntry] // region key -> entry; reads take no lock
+	wmu     sync.Mutex                  // serialises m's writers
 	n       atomic.Int64
 	bytes   atomic.Int64
 	maxN    int64
@@ -88,6 +90,7 @@ func newLocalTier(client goredis.UniversalClient, opts LocalCacheOptions) (*loca
 	}
 	return &localTier{
 		tc:   c,
+		m:    strtable.New[localEntry](),
 		maxN: int64(opts.MaxEntries),
 		maxB: opts.MaxBytes,
 		stop: make(chan struct{}),
@@ -246,10 +249,23 @@ func (t *localTier) forget(key string) {
 }
 
 func (t *localTier) remove(key string) {
-	if v, ok := t.m.LoadAndDelete(key); ok {
+	t.wmu.Lock()
+	le := t.m.Remove(key)
+	t.wmu.Unlock()
+	if le != nil {
 		t.n.Add(-1)
-		t.bytes.Add(-v.(*localEntry).size)
+		t.bytes.Add(-le.size)
 	}
+}
+
+// keys returns a snapshot of the tier's keys.
+func (t *localTier) keys() []string {
+	var ks []string
+	t.m.Range(func(k string, _ *localEntry) bool {
+		ks = append(ks, k)
+		return true
+	})
+	return ks
 }
 
 // flush forgets everything; fills in progress keep nothing.
@@ -260,10 +276,9 @@ func (t *localTier) flush() {
 		st.gen++
 		st.mu.Unlock()
 	}
-	t.m.Range(func(k, _ any) bool {
-		t.remove(k.(string))
-		return true
-	})
+	for _, k := range t.keys() {
+		t.remove(k)
+	}
 }
 
 // lookup returns key's entry if the tier may serve it.
@@ -271,11 +286,10 @@ func (t *localTier) lookup(key string) (*backends.Entry, bool) {
 	if !t.live.Load() {
 		return nil, false
 	}
-	v, ok := t.m.Load(key)
-	if !ok {
+	le := t.m.Load(key)
+	if le == nil {
 		return nil, false
 	}
-	le := v.(*localEntry)
 	if le.until != 0 && time.Now().UnixNano() >= le.until {
 		t.forget(key)
 		return nil, false
@@ -289,8 +303,7 @@ func (t *localTier) get(ctx context.Context, b *Backend, key string) (backends.E
 	if !t.live.Load() {
 		return b.getRemote(ctx, key)
 	}
-	if v, ok := t.m.Load(key); ok {
-		le := v.(*localEntry)
+	if le := t.m.Load(key); le != nil {
 		if le.until == 0 || time.Now().UnixNano() < le.until {
 			return le.e, nil
 		}
@@ -333,8 +346,11 @@ func (t *localTier) get(ctx context.Context, b *Backend, key string) (backends.E
 	le := &localEntry{e: e, until: until, size: int64(len(e.Payload)) + int64(len(key))}
 	st.mu.Lock()
 	if st.gen == gen && t.live.Load() {
-		if old, loaded := t.m.Swap(key, le); loaded {
-			t.bytes.Add(-old.(*localEntry).size)
+		t.wmu.Lock()
+		old := t.m.Store(key, le)
+		t.wmu.Unlock()
+		if old != nil {
+			t.bytes.Add(-old.size)
 		} else {
 			t.n.Add(1)
 		}
@@ -354,8 +370,8 @@ func (t *localTier) evict() {
 	if !over() {
 		return
 	}
-	t.m.Range(func(k, _ any) bool {
-		t.forget(k.(string))
+	t.m.Range(func(k string, _ *localEntry) bool {
+		t.forget(k)
 		return over()
 	})
 }

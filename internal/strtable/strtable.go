@@ -1,11 +1,14 @@
-package memory
+// Package strtable is a hash map from string keys to immutable values whose
+// reads take no lock and write no shared memory, for the hit paths of caches
+// kept in process (the memory backend, the Redis backend's local tier).
+package strtable
 
 import (
 	"hash/maphash"
 	"sync/atomic"
 )
 
-// table is a hash map from string keys to immutable values whose reads take
+// Table is a hash map from string keys to immutable values whose reads take
 // no lock and write no shared memory, so that hits on one hot key scale with
 // the cores that read it. Writers (store, remove) must be serialised by the
 // caller; readers may run at any time, concurrently with a writer, and see
@@ -17,7 +20,7 @@ import (
 // store, while readers finish on the old one. Compared with sync.Map, whose
 // keys are interfaces, a lookup hashes the string directly and compares it
 // without an interface dispatch.
-type table[V any] struct {
+type Table[V any] struct {
 	seed maphash.Seed
 	cur  atomic.Pointer[buckets[V]]
 	n    int // entries; writers only
@@ -37,14 +40,15 @@ type node[V any] struct {
 
 const minBuckets = 64
 
-func newTable[V any]() *table[V] {
-	t := &table[V]{seed: maphash.MakeSeed()}
+// New returns an empty table.
+func New[V any]() *Table[V] {
+	t := &Table[V]{seed: maphash.MakeSeed()}
 	t.cur.Store(&buckets[V]{mask: minBuckets - 1, heads: make([]atomic.Pointer[node[V]], minBuckets)})
 	return t
 }
 
-// load returns the value stored under key, or nil.
-func (t *table[V]) load(key string) *V {
+// Load returns the value stored under key, or nil.
+func (t *Table[V]) Load(key string) *V {
 	h := maphash.String(t.seed, key)
 	b := t.cur.Load()
 	for n := b.heads[h&b.mask].Load(); n != nil; n = n.next {
@@ -55,26 +59,32 @@ func (t *table[V]) load(key string) *V {
 	return nil
 }
 
-// store sets key's value to v (non-nil). The caller serialises writers.
-func (t *table[V]) store(key string, v *V) {
+// Store sets key's value to v (non-nil) and returns the value it replaces,
+// or nil. The caller serialises writers.
+func (t *Table[V]) Store(key string, v *V) *V {
 	h := maphash.String(t.seed, key)
 	b := t.cur.Load()
 	head := &b.heads[h&b.mask]
 	old := head.Load()
-	if chain, ok := without(old, h, key); ok {
-		head.Store(&node[V]{hash: h, key: key, val: v, next: chain})
-		return
+	for n := old; n != nil; n = n.next {
+		if n.hash == h && n.key == key {
+			prev := n.val
+			chain, _ := without(old, h, key)
+			head.Store(&node[V]{hash: h, key: key, val: v, next: chain})
+			return prev
+		}
 	}
 	head.Store(&node[V]{hash: h, key: key, val: v, next: old})
 	t.n++
 	if t.n > 2*len(b.heads) {
 		t.grow(b)
 	}
+	return nil
 }
 
-// remove deletes key and returns its value, or nil if it was absent. The
+// Remove deletes key and returns its value, or nil if it was absent. The
 // caller serialises writers.
-func (t *table[V]) remove(key string) *V {
+func (t *Table[V]) Remove(key string) *V {
 	h := maphash.String(t.seed, key)
 	b := t.cur.Load()
 	head := &b.heads[h&b.mask]
@@ -111,8 +121,12 @@ func without[V any](n *node[V], h uint64, key string) (*node[V], bool) {
 	return &node[V]{hash: n.hash, key: n.key, val: n.val, next: rest}, true
 }
 
+// Len returns the number of entries. Writers only (or with writers
+// serialised against it).
+func (t *Table[V]) Len() int { return t.n }
+
 // grow publishes a table of twice b's buckets holding the same entries.
-func (t *table[V]) grow(b *buckets[V]) {
+func (t *Table[V]) grow(b *buckets[V]) {
 	nb := &buckets[V]{mask: uint64(2*len(b.heads)) - 1, heads: make([]atomic.Pointer[node[V]], 2*len(b.heads))}
 	for i := range b.heads {
 		for n := b.heads[i].Load(); n != nil; n = n.next {
@@ -123,9 +137,9 @@ func (t *table[V]) grow(b *buckets[V]) {
 	t.cur.Store(nb)
 }
 
-// rangeAll calls fn for each entry of one snapshot of the table until fn
+// Range calls fn for each entry of one snapshot of the table until fn
 // returns false. Writes during the walk may or may not be seen.
-func (t *table[V]) rangeAll(fn func(key string, v *V) bool) {
+func (t *Table[V]) Range(fn func(key string, v *V) bool) {
 	b := t.cur.Load()
 	for i := range b.heads {
 		for n := b.heads[i].Load(); n != nil; n = n.next {
@@ -136,8 +150,8 @@ func (t *table[V]) rangeAll(fn func(key string, v *V) bool) {
 	}
 }
 
-// clear removes every entry. The caller serialises writers.
-func (t *table[V]) clear() {
+// Clear removes every entry. The caller serialises writers.
+func (t *Table[V]) Clear() {
 	t.cur.Store(&buckets[V]{mask: minBuckets - 1, heads: make([]atomic.Pointer[node[V]], minBuckets)})
 	t.n = 0
 }
