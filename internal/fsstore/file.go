@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/reflink"
 )
 
 // A rawfs entry is a metadata entry (KindFile) whose payload is a FileRef:
@@ -106,7 +107,7 @@ func (s *Store) placeFile(f *os.File, move bool) func(sh *dirHandle, dname strin
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return err
 			}
-			if cloneFile(out, f) {
+			if reflink.Clone(out, f) {
 				return nil
 			}
 			_, err := out.ReadFrom(f)

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/regioncache/regioncache/internal/reflink"
 	"github.com/regioncache/regioncache/region"
 )
 
@@ -94,7 +95,7 @@ func File(ctx context.Context, src *os.File, dst string, opts ...Option) (err er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !reflink(tmp, src) {
+	if !reflink.Clone(tmp, src) {
 		if _, err := src.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
