@@ -1,260 +1,51 @@
 package redis_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/regioncache/regioncache/backends"
 	rcredis "github.com/regioncache/regioncache/backends/redis"
 	"github.com/regioncache/regioncache/internal/redistest"
+	"github.com/regioncache/regioncache/internal/stampedetest"
 	"github.com/regioncache/regioncache/region"
 )
 
-// Environment of the helper process (see TestRedisHelperProcess).
+// TestMain lets the test binary be the worker processes of the stampedes:
+// the shared GetOrCreate stampede and the topology one (internal/stampedetest).
+func TestMain(m *testing.M) {
+	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{topoKind: topoWorker})
+}
+
+// Environment of TestLocalTierHelperProcess (local_test.go).
 const (
-	envHelper     = "REGIONCACHE_REDIS_HELPER" // "getorcreate"
-	envAddr       = "REGIONCACHE_REDIS_HELPER_ADDR"
-	envPrefix     = "REGIONCACHE_REDIS_HELPER_PREFIX"
-	envGoroutines = "REGIONCACHE_REDIS_HELPER_GOROUTINES"
-	envSleep      = "REGIONCACHE_REDIS_HELPER_SLEEP"
+	envHelper = "REGIONCACHE_REDIS_HELPER"      // "localtier"
+	envAddr   = "REGIONCACHE_REDIS_HELPER_ADDR" // the server's address
 )
 
-// TestRedisHelperProcess is not a test: it is one of the processes that the
-// stampede tests start. It opens its own region (its own client) on the
-// shared Redis, says "ready", waits on a Redis list used as a start barrier,
-// then runs GetOrCreate on key "k" from many goroutines. The creator counts
-// itself with INCR "creations" and returns "fresh-<pid>". Each goroutine
-// prints the value it got.
-func TestRedisHelperProcess(t *testing.T) {
-	if os.Getenv(envHelper) == "" {
-		t.Skip("helper process for the multi-process tests")
+// stampedeSpec is the stampede of the multi-process tests: goroutines
+// callers per process, each process with its own region (its own client) on
+// srv under prefix, on key "k" with a creator that takes work.
+func stampedeSpec(srv *redistest.Server, prefix string, goroutines int, work time.Duration) stampedetest.Spec {
+	return stampedetest.Spec{
+		Backend: "redis", Args: backends.Args{"url": srv.URL(0), "prefix": prefix, "lock_timeout": "10s"},
+		Expiration: time.Minute, Key: "k", Goroutines: goroutines, Work: work,
 	}
-	if err := helperMain(); err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-func helperMain() error {
-	ctx := context.Background()
-	addr := os.Getenv(envAddr)
-	goroutines, _ := strconv.Atoi(os.Getenv(envGoroutines))
-	sleep, _ := time.ParseDuration(os.Getenv(envSleep))
-	r, err := region.Open("redis", backends.Args{
-		"url": "redis://" + addr + "/0", "prefix": os.Getenv(envPrefix), "lock_timeout": "10s",
-	}, region.WithExpiration(time.Minute))
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	c := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer c.Close()
-	// Warm up as a long-running process would be: one pooled connection
-	// per goroutine, and the lock's Pub/Sub subscription, before the start.
-	var warm sync.WaitGroup
-	for g := 0; g < goroutines; g++ {
-		warm.Add(1)
-		go func() {
-			defer warm.Done()
-			_, _ = region.Get[string](ctx, r, "warm-up")
-		}()
-	}
-	warm.Wait()
-	if l, ok := r.Backend().(backends.Locking); ok && l.Locker() != nil {
-		if w, ok := l.Locker().(interface {
-			WaitUnlocked(context.Context, string) error
-		}); ok {
-			_ = w.WaitUnlocked(ctx, "warm-up")
-		}
-	}
-	fmt.Println("ready")
-	if err := c.BLPop(ctx, time.Minute, "barrier").Err(); err != nil {
-		return fmt.Errorf("barrier: %w", err)
-	}
-	pid := strconv.Itoa(os.Getpid())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var lines []string
-	var lastReturn int64
-	for g := 0; g < goroutines; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			if os.Getenv(envHelper) == "get" {
-				// The floor of a stale caller: reading the value, nothing else.
-				v, err := region.Get[string](ctx, r, "k", region.IgnoreExpiration())
-				mu.Lock()
-				defer mu.Unlock()
-				lastReturn = max(lastReturn, time.Now().UnixNano())
-				if err != nil {
-					lines = append(lines, "error: "+err.Error())
-					return
-				}
-				lines = append(lines, fmt.Sprintf("value %s %d", v, time.Since(start).Microseconds()))
-				return
-			}
-			v, err := region.GetOrCreate(ctx, r, "k", func(ctx context.Context) (string, error) {
-				if err := c.Incr(ctx, "creations").Err(); err != nil {
-					return "", err
-				}
-				time.Sleep(sleep)
-				if err := c.Set(ctx, "creator_end", time.Now().UnixNano(), 0).Err(); err != nil {
-					return "", err
-				}
-				return "fresh-" + pid, nil
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			lastReturn = max(lastReturn, time.Now().UnixNano())
-			if err != nil {
-				lines = append(lines, "error: "+err.Error())
-				return
-			}
-			lines = append(lines, fmt.Sprintf("value %s %d", v, time.Since(start).Microseconds()))
-		}()
-	}
-	wg.Wait()
-	for _, l := range lines {
-		fmt.Println(l)
-	}
-	fmt.Printf("returned %d\n", lastReturn)
-	st := r.Stats()
-	fmt.Printf("stats creations=%d stale=%d\n", st.Creations, st.StaleServed)
-	return nil
-}
-
-type procResult struct {
-	values     []string // value per goroutine
-	micros     []int64  // how long each goroutine's call took, in µs
-	lastReturn int64    // when its last caller returned (Unix ns)
-	creations  int64    // from region stats
-	stale      int64
-}
-
-// stampede runs procs helper processes with goroutines each against key "k"
-// under prefix, releasing them at once, and returns what they got.
-func stampede(t *testing.T, srv *redistest.Server, prefix string, procs, goroutines int, sleep time.Duration) []procResult {
-	return stampedeMode(t, srv, "getorcreate", prefix, procs, goroutines, sleep)
-}
-
-// stampedeMode is stampede with the helpers' mode: "getorcreate", or "get"
-// (each goroutine only reads the value, ignoring its expiration).
-func stampedeMode(t *testing.T, srv *redistest.Server, mode, prefix string, procs, goroutines int, sleep time.Duration) []procResult {
-	t.Helper()
-	c := srv.Client()
-	ctx := context.Background()
-	type proc struct {
-		cmd *exec.Cmd
-		out *bufio.Reader
-	}
-	ps := make([]proc, procs)
-	for i := range ps {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestRedisHelperProcess$")
-		cmd.Env = append(os.Environ(), envHelper+"="+mode, envAddr+"="+srv.Addr(), envPrefix+"="+prefix,
-			envGoroutines+"="+strconv.Itoa(goroutines), envSleep+"="+sleep.String())
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		ps[i] = proc{cmd, bufio.NewReader(out)}
-	}
-	for i, p := range ps {
-		line, err := p.out.ReadString('\n')
-		if line != "ready\n" {
-			t.Fatalf("process %d said %q, %v", i, line, err)
-		}
-	}
-	tokens := make([]any, procs)
-	for i := range tokens {
-		tokens[i] = "go"
-	}
-	if err := c.LPush(ctx, "barrier", tokens...).Err(); err != nil {
-		t.Fatal(err)
-	}
-	res := make([]procResult, procs)
-	for i, p := range ps {
-		rest, _ := io.ReadAll(p.out)
-		if err := p.cmd.Wait(); err != nil {
-			t.Fatalf("process %d: %v\n%s", i, err, rest)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(rest)), "\n") {
-			switch f := strings.Fields(line); {
-			case len(f) == 3 && f[0] == "value":
-				res[i].values = append(res[i].values, f[1])
-				us, _ := strconv.ParseInt(f[2], 10, 64)
-				res[i].micros = append(res[i].micros, us)
-			case len(f) == 2 && f[0] == "returned":
-				fmt.Sscanf(f[1], "%d", &res[i].lastReturn)
-			case len(f) == 3 && f[0] == "stats":
-				fmt.Sscanf(f[1], "creations=%d", &res[i].creations)
-				fmt.Sscanf(f[2], "stale=%d", &res[i].stale)
-			default:
-				t.Fatalf("process %d: unexpected line %q", i, line)
-			}
-		}
-		if len(res[i].values) != goroutines {
-			t.Fatalf("process %d returned %d values, want %d", i, len(res[i].values), goroutines)
-		}
-	}
-	return res
 }
 
 // TestMultiProcessColdKey: 8 processes x 32 goroutines, each process with
 // its own client, on one cold key: exactly one creation, everybody gets its
-// value.
+// value. Reported (DESIGN §9, bar 20 ms): when the last caller returned after
+// the creator's end.
 func TestMultiProcessColdKey(t *testing.T) {
 	srv := redistest.Start(t)
 	const procs, goroutines = 8, 32
-	res := stampede(t, srv, "cold", procs, goroutines, 200*time.Millisecond)
-	n, err := srv.Client().Get(context.Background(), "creations").Int()
-	if err != nil || n != 1 {
-		t.Fatalf("creations counted in Redis = %d, %v; want exactly 1", n, err)
-	}
-	end, err := srv.Client().Get(context.Background(), "creator_end").Int64()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last int64
-	for _, r := range res {
-		last = max(last, r.lastReturn)
-	}
-	// DESIGN §9: the last caller returns within 20 ms of the creator's end.
-	t.Logf("%d×%d callers, 200ms creator: last caller returned %v after the creator's end", procs, goroutines, time.Duration(last-end))
-	var creations int64
-	want := ""
-	for i, r := range res {
-		creations += r.creations
-		for _, v := range r.values {
-			if want == "" {
-				want = v
-			}
-			if v != want || !strings.HasPrefix(v, "fresh-") {
-				t.Fatalf("process %d got %q, another got %q", i, v, want)
-			}
-		}
-	}
-	if creations != 1 {
-		t.Fatalf("regions report %d creations in all, want 1", creations)
-	}
+	stampedetest.Cold(t, procs, 1, func(int) stampedetest.Spec {
+		return stampedeSpec(srv, "cold", goroutines, 200*time.Millisecond)
+	})
 }
 
 // TestMultiProcessExpiredKey: on an expired key, exactly one caller of all
@@ -267,23 +58,29 @@ func TestMultiProcessExpiredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	// An entry far older than the helpers' one-minute expiration.
+	// An entry far older than the workers' one-minute expiration.
 	if err := b.Set(ctx, "k", backends.Entry{Payload: []byte("stale"), Created: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	const procs, goroutines = 8, 32
+	// The creator takes long enough that every other caller arrives while it
+	// runs (they are released together).
+	spec := stampedeSpec(srv, "expired", goroutines, time.Second)
 	// The floor: the same burst of callers only reading the stale value.
-	floor := stampedeMode(t, srv, "get", "expired", procs, goroutines, 0)
+	floorSpec := spec
+	floorSpec.ReadOnly = true
+	floor := stampedetest.Run(t, procs, floorSpec)
 	if err := srv.ResetStats(); err != nil {
 		t.Fatal(err)
 	}
-	// The creator takes long enough that every other caller arrives while it
-	// runs (they are released together by the barrier).
-	res := stampede(t, srv, "expired", procs, goroutines, time.Second)
+	// DESIGN §9: every other caller is served stale within 2 ms on Redis (the
+	// slowest, not the median). Reported, not asserted (timings on a shared
+	// 2-core machine); docs/benchmarks.md records the numbers.
+	res, served := stampedetest.Expired(t, procs, spec, "stale")
 	if st, err := srv.CommandStats(); err == nil {
-		// SET runs once per lock attempt (inside the acquire script), once
-		// for the store and once for the helper's creator_end.
-		attempts := st["set"] - 2
+		// SET runs once per lock attempt (inside the acquire script) and
+		// once for the store.
+		attempts := st["set"] - 1
 		t.Logf("lock attempts during the stampede: %d (Redis SET calls %d, GET calls %d)", attempts, st["set"], st["get"])
 		// A process asks Redis at most once: its stale callers share one
 		// flight, and once one of them found the lock held elsewhere the
@@ -293,47 +90,12 @@ func TestMultiProcessExpiredKey(t *testing.T) {
 			t.Errorf("%d lock attempts by %d processes, want at most one each", attempts, procs)
 		}
 	}
-	n, err := srv.Client().Get(ctx, "creations").Int()
-	if err != nil || n != 1 {
-		t.Fatalf("creations counted in Redis = %d, %v; want exactly 1", n, err)
-	}
-	fresh, stale := 0, 0
-	var staleServed int64
-	for _, r := range res {
-		staleServed += r.stale
-		for _, v := range r.values {
-			switch {
-			case v == "stale":
-				stale++
-			case strings.HasPrefix(v, "fresh-"):
-				fresh++
-			default:
-				t.Fatalf("unexpected value %q", v)
-			}
-		}
-	}
-	// DESIGN §9: every other caller is served stale within 2 ms on Redis (the
-	// slowest, not the median). Reported, not asserted (timings on a shared
-	// 2-core machine); docs/benchmarks.md records the numbers.
-	var staleUS []int64
-	for _, r := range res {
-		for i, v := range r.values {
-			if v == "stale" {
-				staleUS = append(staleUS, r.micros[i])
-			}
-		}
-	}
-	var floorUS []int64
-	for _, r := range floor {
-		floorUS = append(floorUS, r.micros...)
-	}
-	t.Logf("%d×%d callers on an expired key: stale callers' latency %s", procs, goroutines, latencySummary(staleUS))
-	t.Logf("floor, the same burst only reading the value: %s", latencySummary(floorUS))
-	if fresh != 1 || stale != procs*goroutines-1 || staleServed != int64(stale) {
-		t.Fatalf("fresh %d, stale %d (regions counted %d stale served); want 1 and %d", fresh, stale, staleServed, procs*goroutines-1)
+	t.Logf("floor, the same burst only reading the value: %s", stampedetest.Distribution(floor.Latencies(nil)))
+	if served.Fresh != 1 || served.Stale != procs*goroutines-1 || res.StaleServed() != int64(served.Stale) {
+		t.Fatalf("fresh %d, stale %d (regions counted %d stale served); want 1 and %d", served.Fresh, served.Stale, res.StaleServed(), procs*goroutines-1)
 	}
 	e, err := b.Get(ctx, "k")
-	if err != nil || !strings.HasPrefix(string(e.Payload), "fresh-") {
+	if err != nil || !strings.HasPrefix(string(e.Payload), stampedetest.FreshPrefix) {
 		t.Fatalf("stored after regeneration: %q, %v", e.Payload, err)
 	}
 }
@@ -447,13 +209,12 @@ func TestRedisRestart(t *testing.T) {
 	handOver("after the second restart")
 }
 
-// latencySummary formats the median, p99 and maximum of durations in µs.
+// latencySummary formats the distribution of latencies given in µs
+// (stampedetest.Distribution).
 func latencySummary(us []int64) string {
-	if len(us) == 0 {
-		return "none"
+	ds := make([]time.Duration, len(us))
+	for i, u := range us {
+		ds[i] = time.Duration(u) * time.Microsecond
 	}
-	s := slices.Clone(us)
-	slices.Sort(s)
-	at := func(q float64) time.Duration { return time.Duration(s[int(q*float64(len(s)-1))]) * time.Microsecond }
-	return fmt.Sprintf("n=%d median %v p99 %v max %v", len(s), at(0.5), at(0.99), time.Duration(s[len(s)-1])*time.Microsecond)
+	return stampedetest.Distribution(ds)
 }

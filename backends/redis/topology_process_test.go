@@ -1,13 +1,8 @@
 package redis_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,17 +13,27 @@ import (
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/internal/redistest"
+	"github.com/regioncache/regioncache/internal/stampedetest"
 	"github.com/regioncache/regioncache/region"
 )
 
-// Environment of the topology helper (see TestRedisTopologyHelperProcess).
-const (
-	envTopoConn   = "REGIONCACHE_REDIS_TOPO_CONN"   // JSON backends.Args: how to connect
-	envTopoKeys   = "REGIONCACHE_REDIS_TOPO_KEYS"   // how many keys, one after another
-	envTopoSleep  = "REGIONCACHE_REDIS_TOPO_SLEEP"  // creator time
-	envTopoPrefix = "REGIONCACHE_REDIS_TOPO_PREFIX" // region prefix
-	envTopoFor    = "REGIONCACHE_REDIS_TOPO_FOR"    // keep going through the keys for this long
-)
+// topoKind is the kind of the topology stampede's workers (topoWorker).
+const topoKind = "redis-topology"
+
+// topoSpec is what a topology worker does.
+type topoSpec struct {
+	Conn   backends.Args // how to connect: addrs, and cluster or master_name
+	Prefix string        // region prefix
+	Keys   int           // how many keys, one after another
+	Sleep  time.Duration // creator time
+	RunFor time.Duration // keep going through the keys for this long
+}
+
+// topoResult is what the topology workers got, one worker's or summed.
+type topoResult struct {
+	Values                               map[string]map[string]int // key -> value returned -> calls
+	GaveUp, Failed, Creations, LocksLost int
+}
 
 // universal returns a go-redis client for the same servers as conn.
 func universal(conn backends.Args) goredis.UniversalClient {
@@ -45,42 +50,29 @@ func universal(conn backends.Args) goredis.UniversalClient {
 	return goredis.NewUniversalClient(o)
 }
 
-// TestRedisTopologyHelperProcess is not a test: it is one process of the
-// Cluster, Sentinel and fail-over stampedes. After a start barrier, each of
-// its 32 goroutines runs GetOrCreate on keys k0, k1, ... in turn, retrying a
-// key whose call failed (a server killed mid-call) until it succeeds or a
-// minute passes. Each creation increments "creations:<key>" and returns
-// "fresh-<key>-<pid>". It prints each value with the key asked for, the
-// number of failed calls, and its region's stats.
-func TestRedisTopologyHelperProcess(t *testing.T) {
-	if os.Getenv(envTopoConn) == "" {
-		t.Skip("helper process for the topology stampedes")
-	}
-	if err := topoHelper(); err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-func topoHelper() error {
+// topoWorker is one process of the Cluster, Sentinel and fail-over
+// stampedes. Once released, each of its 32 goroutines runs GetOrCreate on
+// keys k0, k1, ... in turn, retrying a key whose call failed (a server killed
+// mid-call) until it succeeds or a minute passes. Each creation increments
+// "creations:<key>" on the servers (a write that can fail mid-fail-over) and
+// returns "fresh-<key>-<pid>". It reports each value with the key asked for,
+// the failed calls, the callers that gave up, and its region's stats.
+func topoWorker(decode func(any) error) (any, error) {
 	ctx := context.Background()
-	var conn backends.Args
-	if err := json.Unmarshal([]byte(os.Getenv(envTopoConn)), &conn); err != nil {
-		return err
+	var spec topoSpec
+	if err := decode(&spec); err != nil {
+		return nil, err
 	}
-	keys, _ := strconv.Atoi(os.Getenv(envTopoKeys))
-	sleep, _ := time.ParseDuration(os.Getenv(envTopoSleep))
-	args := backends.Args{"prefix": os.Getenv(envTopoPrefix), "lock_timeout": "2s", "socket_timeout": "1s"}
-	for k, v := range conn {
+	args := backends.Args{"prefix": spec.Prefix, "lock_timeout": "2s", "socket_timeout": "1s"}
+	for k, v := range spec.Conn {
 		args[k] = v
 	}
 	r, err := region.Open("redis", args, region.WithExpiration(time.Minute))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer r.Close()
-	c := universal(conn)
+	c := universal(spec.Conn)
 	defer c.Close()
 	const goroutines = 32
 	var warm sync.WaitGroup
@@ -89,26 +81,21 @@ func topoHelper() error {
 		go func() { defer warm.Done(); _, _ = region.Get[string](ctx, r, "warm-up") }()
 	}
 	warm.Wait()
-	fmt.Println("ready")
-	if err := c.BLPop(ctx, time.Minute, "{topo}barrier").Err(); err != nil {
-		return fmt.Errorf("barrier: %w", err)
-	}
+	stampedetest.Ready()
 	pid := strconv.Itoa(os.Getpid())
-	runFor, _ := time.ParseDuration(os.Getenv(envTopoFor))
 	began := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	got := map[[2]string]int{} // (key, value) -> calls
-	failed, gaveUp := 0, 0
+	res := topoResult{Values: map[string]map[string]int{}}
 	for g := 0; g < goroutines; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for pass := 0; pass == 0 || time.Since(began) < runFor; pass++ {
+			for pass := 0; pass == 0 || time.Since(began) < spec.RunFor; pass++ {
 				if pass > 0 {
 					time.Sleep(20 * time.Millisecond)
 				}
-				for i := 0; i < keys; i++ {
+				for i := 0; i < spec.Keys; i++ {
 					key := "k" + strconv.Itoa(i)
 					deadline := time.Now().Add(time.Minute)
 					for {
@@ -116,23 +103,25 @@ func topoHelper() error {
 							if err := c.Incr(ctx, "{topo}creations:"+key).Err(); err != nil {
 								return "", err
 							}
-							time.Sleep(sleep)
+							time.Sleep(spec.Sleep)
 							return "fresh-" + key + "-" + pid, nil
 						})
 						mu.Lock()
 						if err == nil {
-							got[[2]string{key, v}]++
+							if res.Values[key] == nil {
+								res.Values[key] = map[string]int{}
+							}
+							res.Values[key][v]++
 							mu.Unlock()
 							break
 						}
-						failed++
-						mu.Unlock()
+						res.Failed++
 						if time.Now().After(deadline) {
-							mu.Lock()
-							gaveUp++
+							res.GaveUp++
 							mu.Unlock()
 							break
 						}
+						mu.Unlock()
 						time.Sleep(50 * time.Millisecond)
 					}
 				}
@@ -140,102 +129,44 @@ func topoHelper() error {
 		}()
 	}
 	wg.Wait()
-	for kv, n := range got {
-		fmt.Printf("value %s %s %d\n", kv[0], kv[1], n)
-	}
-	fmt.Printf("gaveup %d\n", gaveUp)
 	st := r.Stats()
-	fmt.Printf("stats failed=%d creations=%d lockslost=%d\n", failed, st.Creations, st.LocksLost)
-	return nil
+	res.Creations, res.LocksLost = int(st.Creations), int(st.LocksLost)
+	return res, nil
 }
 
-type topoResult struct {
-	values                               map[string]map[string]int // key -> value returned -> calls
-	gaveUp, failed, creations, locksLost int
-}
-
-// topoStampede runs procs helper processes on conn, releases them together,
-// calls during (if not nil) once they run, and gathers what they got.
+// topoStampede runs procs topology workers on conn, releases them together,
+// calls during (if not nil) once they run, and sums what they got.
 func topoStampede(t *testing.T, conn backends.Args, prefix string, procs, keys int, sleep, runFor time.Duration, during func()) topoResult {
 	t.Helper()
-	c := universal(conn)
-	defer c.Close()
-	ctx := context.Background()
-	js, _ := json.Marshal(conn)
-	type proc struct {
-		cmd *exec.Cmd
-		out *bufio.Reader
-	}
-	ps := make([]proc, procs)
-	for i := range ps {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestRedisTopologyHelperProcess$")
-		cmd.Env = append(os.Environ(), envTopoConn+"="+string(js), envTopoKeys+"="+strconv.Itoa(keys),
-			envTopoSleep+"="+sleep.String(), envTopoPrefix+"="+prefix, envTopoFor+"="+runFor.String())
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		ps[i] = proc{cmd, bufio.NewReader(out)}
-	}
-	for i, p := range ps {
-		if line, err := p.out.ReadString('\n'); line != "ready\n" {
-			t.Fatalf("process %d said %q, %v", i, line, err)
-		}
-	}
-	tokens := make([]any, procs)
-	for i := range tokens {
-		tokens[i] = "go"
-	}
-	if err := c.LPush(ctx, "{topo}barrier", tokens...).Err(); err != nil {
-		t.Fatal(err)
-	}
+	spec := topoSpec{Conn: conn, Prefix: prefix, Keys: keys, Sleep: sleep, RunFor: runFor}
+	ws := stampedetest.LaunchAll(t, procs, topoKind, func(int) any { return spec })
+	stampedetest.ReleaseAll(ws)
 	if during != nil {
 		during()
 	}
-	res := topoResult{values: map[string]map[string]int{}}
-	for i, p := range ps {
-		rest, _ := io.ReadAll(p.out)
-		if err := p.cmd.Wait(); err != nil {
-			t.Fatalf("process %d: %v\n%s", i, err, rest)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(rest)), "\n") {
-			f := strings.Fields(line)
-			switch {
-			case len(f) == 4 && f[0] == "value":
-				n, _ := strconv.Atoi(f[3])
-				if res.values[f[1]] == nil {
-					res.values[f[1]] = map[string]int{}
-				}
-				res.values[f[1]][f[2]] += n
-			case len(f) == 2 && f[0] == "gaveup":
-				n, _ := strconv.Atoi(f[1])
-				res.gaveUp += n
-			case len(f) == 4 && f[0] == "stats":
-				var failed, creations, lost int
-				fmt.Sscanf(f[1], "failed=%d", &failed)
-				fmt.Sscanf(f[2], "creations=%d", &creations)
-				fmt.Sscanf(f[3], "lockslost=%d", &lost)
-				res.failed += failed
-				res.creations += creations
-				res.locksLost += lost
-			default:
-				t.Fatalf("process %d: unexpected line %q", i, line)
+	sum := topoResult{Values: map[string]map[string]int{}}
+	for _, r := range stampedetest.Results[topoResult](t, ws) {
+		for key, vs := range r.Values {
+			if sum.Values[key] == nil {
+				sum.Values[key] = map[string]int{}
+			}
+			for v, n := range vs {
+				sum.Values[key][v] += n
 			}
 		}
+		sum.GaveUp += r.GaveUp
+		sum.Failed += r.Failed
+		sum.Creations += r.Creations
+		sum.LocksLost += r.LocksLost
 	}
-	return res
+	return sum
 }
 
 // wrongValues counts values that are neither a creation of the key asked
 // for nor the stale value planted for it.
 func (r topoResult) wrongValues() int {
 	n := 0
-	for key, vs := range r.values {
+	for key, vs := range r.Values {
 		for v, calls := range vs {
 			if !strings.HasPrefix(v, "fresh-"+key+"-") && v != "stale-"+key {
 				n += calls
@@ -292,12 +223,12 @@ func TestMultiProcessSentinel(t *testing.T) {
 
 func checkExactlyOnce(t *testing.T, res topoResult, procs, keys int) {
 	t.Helper()
-	if w := res.wrongValues(); w != 0 || res.gaveUp != 0 || res.failed != 0 {
-		t.Fatalf("wrong values %d, calls given up %d, failed calls %d", w, res.gaveUp, res.failed)
+	if w := res.wrongValues(); w != 0 || res.GaveUp != 0 || res.Failed != 0 {
+		t.Fatalf("wrong values %d, calls given up %d, failed calls %d", w, res.GaveUp, res.Failed)
 	}
 	for i := 0; i < keys; i++ {
 		key := "k" + strconv.Itoa(i)
-		vs := res.values[key]
+		vs := res.Values[key]
 		if len(vs) != 1 {
 			t.Fatalf("%s: values %v: more than one creation", key, vs)
 		}
@@ -307,8 +238,8 @@ func checkExactlyOnce(t *testing.T, res topoResult, procs, keys int) {
 			}
 		}
 	}
-	if res.creations != keys {
-		t.Fatalf("regions report %d creations for %d keys, want exactly one each", res.creations, keys)
+	if res.Creations != keys {
+		t.Fatalf("regions report %d creations for %d keys, want exactly one each", res.Creations, keys)
 	}
 }
 
@@ -344,17 +275,17 @@ func TestFailoverStampede(t *testing.T) {
 			time.Sleep(700 * time.Millisecond)
 			master.Kill()
 		})
-		dup := res.creations - keys
+		dup := res.Creations - keys
 		t.Logf("round %d, %s keys (killed %s): failed calls %d, creations %d for %d keys (duplicates %d), stores refused for a lost lock %d, wrong values %d, callers never served %d",
-			round, kind, master.Addr(), res.failed, res.creations, keys, dup, res.locksLost, res.wrongValues(), res.gaveUp)
+			round, kind, master.Addr(), res.Failed, res.Creations, keys, dup, res.LocksLost, res.wrongValues(), res.GaveUp)
 		if w := res.wrongValues(); w != 0 {
 			t.Fatalf("round %d: %d wrong values", round, w)
 		}
-		if res.gaveUp != 0 {
-			t.Fatalf("round %d: %d callers never served after the fail-over", round, res.gaveUp)
+		if res.GaveUp != 0 {
+			t.Fatalf("round %d: %d callers never served after the fail-over", round, res.GaveUp)
 		}
 		for i := 0; i < keys; i++ {
-			if len(res.values["k"+strconv.Itoa(i)]) == 0 {
+			if len(res.Values["k"+strconv.Itoa(i)]) == 0 {
 				t.Fatalf("round %d: k%d: no value returned", round, i)
 			}
 		}
