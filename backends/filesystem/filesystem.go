@@ -27,7 +27,6 @@ package filesystem
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/regioncache/regioncache/backends"
@@ -44,82 +43,57 @@ func init() {
 // Backend is the filesystem backend. Its methods are safe for concurrent use
 // by many goroutines and many processes on one base_dir.
 type Backend struct {
-	s   *fsstore.Store
-	cfg fsstore.Config
+	a *fsstore.Adapter // KindValue; the engine shared with rawfs
 }
 
 // Open opens a filesystem backend configured by args (see the package doc).
 func Open(args backends.Args) (*Backend, error) {
-	cfg, err := fsstore.ParseArgs(args, fsstore.KindValue)
+	a, err := fsstore.OpenAdapter("filesystem", fsstore.KindValue, args)
 	if err != nil {
-		return nil, fmt.Errorf("filesystem: %w", err)
+		return nil, err
 	}
-	s, err := fsstore.Open(cfg.Options)
-	if err != nil {
-		return nil, fmt.Errorf("filesystem: %w", err)
-	}
-	return &Backend{s: s, cfg: cfg}, nil
+	return &Backend{a}, nil
 }
 
 // Store returns the underlying store (for the command-line tools).
-func (b *Backend) Store() *fsstore.Store { return b.s }
-
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("filesystem: %w", err)
-}
+func (b *Backend) Store() *fsstore.Store { return b.a.Store() }
 
 // Get implements backends.Backend. The payload is read with one open, fstat
 // and read of the entry file and is not shared with anything else.
 func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
-	e, err := b.s.Get(ctx, key)
-	if err != nil {
-		return e, wrap(err)
-	}
-	return e, nil
+	return b.a.Get(ctx, key)
 }
 
 // Set implements backends.Backend.
 func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
-	return wrap(b.s.Put(ctx, key, e, e.Payload))
+	return b.a.Set(ctx, key, e)
 }
 
 // Delete implements backends.Backend.
-func (b *Backend) Delete(ctx context.Context, key string) error {
-	return wrap(b.s.Delete(ctx, key))
-}
+func (b *Backend) Delete(ctx context.Context, key string) error { return b.a.Delete(ctx, key) }
 
 // Close implements backends.Backend.
-func (b *Backend) Close() error { return wrap(b.s.Close()) }
+func (b *Backend) Close() error { return b.a.Close() }
 
 // Locker implements backends.Locking: with distributed_lock (the default),
 // the directory's file lock, which excludes every process using the
 // directory; without it, nil, and regions lock in-process only.
-func (b *Backend) Locker() lock.Locker {
-	if !b.cfg.DistributedLock {
-		return nil
-	}
-	return b.s.Locker()
-}
+func (b *Backend) Locker() lock.Locker { return b.a.Locker() }
 
 // StorageTTL implements backends.StorageExpirer (expiration_time).
-func (b *Backend) StorageTTL() time.Duration { return b.cfg.TTL }
+func (b *Backend) StorageTTL() time.Duration { return b.a.StorageTTL() }
 
 // EvictTag implements backends.TagEvicter.
 func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
-	n, err := b.s.EvictTag(ctx, tag)
-	return n, wrap(err)
+	return b.a.EvictTag(ctx, tag)
 }
 
 // List implements backends.Lister.
 func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) error {
-	return wrap(b.s.List(ctx, func(e fsstore.EntryInfo) error { return fn(e.EntryInfo) }))
+	return b.a.List(ctx, fn)
 }
 
 // StorageStats implements backends.StatReporter by scanning the directory.
 func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
-	st, err := b.s.Stats(ctx)
-	return st, wrap(err)
+	return b.a.StorageStats(ctx)
 }

@@ -27,7 +27,6 @@ package rawfs
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"time"
 
@@ -45,62 +44,40 @@ func init() {
 // Backend is the rawfs backend. Its methods are safe for concurrent use by
 // many goroutines and many processes on one base_dir.
 type Backend struct {
-	s   *fsstore.Store
-	cfg fsstore.Config
+	a *fsstore.Adapter // KindFile; the engine shared with filesystem
 }
 
 // Open opens a rawfs backend configured by args (see the package doc).
 func Open(args backends.Args) (*Backend, error) {
-	cfg, err := fsstore.ParseArgs(args, fsstore.KindFile)
+	a, err := fsstore.OpenAdapter("rawfs", fsstore.KindFile, args)
 	if err != nil {
-		return nil, fmt.Errorf("rawfs: %w", err)
+		return nil, err
 	}
-	s, err := fsstore.Open(cfg.Options)
-	if err != nil {
-		return nil, fmt.Errorf("rawfs: %w", err)
-	}
-	return &Backend{s: s, cfg: cfg}, nil
+	return &Backend{a}, nil
 }
 
 // Store returns the underlying store (for the command-line tools).
-func (b *Backend) Store() *fsstore.Store { return b.s }
-
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("rawfs: %w", err)
-}
+func (b *Backend) Store() *fsstore.Store { return b.a.Store() }
 
 // Get implements backends.Backend: the payload is the data file's contents.
 func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
-	e, err := b.s.GetBytes(ctx, key)
-	if err != nil {
-		return e, wrap(err)
-	}
-	return e, nil
+	return b.a.Get(ctx, key)
 }
 
 // Set implements backends.Backend: the payload becomes the data file.
 func (b *Backend) Set(ctx context.Context, key string, e backends.Entry) error {
-	return wrap(b.s.StoreBytes(ctx, key, e))
+	return b.a.Set(ctx, key, e)
 }
 
 // Delete implements backends.Backend.
-func (b *Backend) Delete(ctx context.Context, key string) error {
-	return wrap(b.s.Delete(ctx, key))
-}
+func (b *Backend) Delete(ctx context.Context, key string) error { return b.a.Delete(ctx, key) }
 
 // Close implements backends.Backend.
-func (b *Backend) Close() error { return wrap(b.s.Close()) }
+func (b *Backend) Close() error { return b.a.Close() }
 
 // OpenFile implements backends.FileStore.
 func (b *Backend) OpenFile(ctx context.Context, key string) (*os.File, backends.Entry, error) {
-	f, e, err := b.s.OpenFile(ctx, key)
-	if err != nil {
-		return nil, e, wrap(err)
-	}
-	return f, e, nil
+	return b.a.OpenFile(ctx, key)
 }
 
 // StoreFile implements backends.FileStore. The file is renamed into the cache
@@ -108,44 +85,34 @@ func (b *Backend) OpenFile(ctx context.Context, key string) (*os.File, backends.
 // allows it (file_movable, the default); the rename falls back to a copy
 // across filesystems. Otherwise it is copied. f is not closed.
 func (b *Backend) StoreFile(ctx context.Context, key string, f *os.File, e backends.Entry, move bool) error {
-	return wrap(b.s.StoreFile(ctx, key, f, e, move && b.cfg.FileMovable))
+	return b.a.StoreFile(ctx, key, f, e, move)
 }
 
 // CreateTemp implements backends.TempFiler: a temporary file in base_dir/tmp,
 // on the cache's own filesystem. It carries its creator's flock while open;
 // once closed unused (or its process dead) it is swept 2s after its last
 // write on Linux, an hour elsewhere.
-func (b *Backend) CreateTemp(pattern string) (*os.File, error) {
-	f, err := b.s.CreateTemp(pattern)
-	return f, wrap(err)
-}
+func (b *Backend) CreateTemp(pattern string) (*os.File, error) { return b.a.CreateTemp(pattern) }
 
 // Locker implements backends.Locking: with distributed_lock (the default),
 // the directory's file lock, which excludes every process using the
 // directory; without it, nil, and regions lock in-process only.
-func (b *Backend) Locker() lock.Locker {
-	if !b.cfg.DistributedLock {
-		return nil
-	}
-	return b.s.Locker()
-}
+func (b *Backend) Locker() lock.Locker { return b.a.Locker() }
 
 // StorageTTL implements backends.StorageExpirer (expiration_time).
-func (b *Backend) StorageTTL() time.Duration { return b.cfg.TTL }
+func (b *Backend) StorageTTL() time.Duration { return b.a.StorageTTL() }
 
 // EvictTag implements backends.TagEvicter.
 func (b *Backend) EvictTag(ctx context.Context, tag string) (int, error) {
-	n, err := b.s.EvictTag(ctx, tag)
-	return n, wrap(err)
+	return b.a.EvictTag(ctx, tag)
 }
 
 // List implements backends.Lister. Size is the data file's size.
 func (b *Backend) List(ctx context.Context, fn func(backends.EntryInfo) error) error {
-	return wrap(b.s.List(ctx, func(e fsstore.EntryInfo) error { return fn(e.EntryInfo) }))
+	return b.a.List(ctx, fn)
 }
 
 // StorageStats implements backends.StatReporter by scanning the directory.
 func (b *Backend) StorageStats(ctx context.Context) (backends.Stats, error) {
-	st, err := b.s.Stats(ctx)
-	return st, wrap(err)
+	return b.a.StorageStats(ctx)
 }

@@ -14,6 +14,5 @@ import (
 // caller exactly the creator's bytes). If the store fails after f was moved
 // into the cache, f is moved back to its path first; f is never closed.
 func (b *Backend) StoreFileOpen(ctx context.Context, key string, f *os.File, e backends.Entry, move bool) (*os.File, error) {
-	stored, err := b.s.StoreFileOpen(ctx, key, f, e, move && b.cfg.FileMovable)
-	return stored, wrap(err)
+	return b.a.StoreFileOpen(ctx, key, f, e, move)
 }
