@@ -57,6 +57,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/collapse"
 	"github.com/regioncache/regioncache/lock"
 )
 
@@ -81,6 +82,10 @@ type Backend struct {
 	ttl    time.Duration
 	locker *Lock
 	closed atomic.Bool
+
+	// reads collapses concurrent gets of one key (see internal/collapse):
+	// a stampede of readers in one process costs the server two requests.
+	reads collapse.Group[backends.Entry]
 }
 
 // Open connects to memcached as args say (see the package doc). It does not
@@ -257,18 +262,20 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 	if err := b.check(ctx); err != nil {
 		return backends.Entry{}, err
 	}
-	it, err := b.client.Get(b.mkey("e", key))
-	if err != nil {
-		if errors.Is(err, memcache.ErrCacheMiss) {
-			return backends.Entry{}, backends.ErrNotFound
+	return b.reads.Do(ctx, key, func(context.Context) (backends.Entry, error) {
+		it, err := b.client.Get(b.mkey("e", key))
+		if err != nil {
+			if errors.Is(err, memcache.ErrCacheMiss) {
+				return backends.Entry{}, backends.ErrNotFound
+			}
+			return backends.Entry{}, wrap("get", key, err)
 		}
-		return backends.Entry{}, wrap("get", key, err)
-	}
-	e, _, ok := decode(it.Value, key)
-	if !ok {
-		return backends.Entry{}, fmt.Errorf("%w: corrupt entry for %s", backends.ErrNotFound, shortKey(key))
-	}
-	return e, nil
+		e, _, ok := decode(it.Value, key)
+		if !ok {
+			return backends.Entry{}, fmt.Errorf("%w: corrupt entry for %s", backends.ErrNotFound, shortKey(key))
+		}
+		return e, nil
+	})
 }
 
 // Set implements backends.Backend with one "set".
@@ -329,7 +336,9 @@ func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	if err := b.client.Close(); err != nil {
+	err := b.client.Close()
+	b.reads.Wait()
+	if err != nil {
 		return fmt.Errorf("memcached backend: close: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/collapse"
 	"github.com/regioncache/regioncache/internal/strtable"
 )
 
@@ -49,6 +50,7 @@ type localTier struct {
 
 	m       *strtable.Table[localEntry] // region key -> entry; reads take no lock
 	wmu     sync.Mutex                  // serialises m's writers
+	fills   collapse.Group[localEntry]  // concurrent misses of a key share reads
 	n       atomic.Int64
 	bytes   atomic.Int64
 	maxN    int64
@@ -300,10 +302,8 @@ func (t *localTier) lookup(key string) (*backends.Entry, bool) {
 
 // get serves key from the tier, or reads it from Redis and keeps it.
 func (t *localTier) get(ctx context.Context, b *Backend, key string) (backends.Entry, error) {
-	if !t.live.Load() {
-		return b.getRemote(ctx, key)
-	}
-	if le := t.m.Load(key); le != nil {
+	live := t.live.Load()
+	if le := t.m.Load(key); live && le != nil {
 		if le.until == 0 || time.Now().UnixNano() < le.until {
 			return le.e, nil
 		}
@@ -313,35 +313,16 @@ func (t *localTier) get(ctx context.Context, b *Backend, key string) (backends.E
 	st.mu.Lock()
 	gen := st.gen
 	st.mu.Unlock()
-	var until int64
-	var e backends.Entry
-	var err error
-	if t.ttl > 0 {
-		// The key's remaining TTL bounds how long it is served locally
-		// (Redis announces expiries only when it notices them).
-		start := time.Now()
-		p := b.client.Pipeline()
-		g := p.Get(ctx, b.entryKey(key))
-		pt := p.PTTL(ctx, b.entryKey(key))
-		if _, perr := p.Exec(ctx); perr != nil && !errors.Is(perr, goredis.Nil) {
-			return backends.Entry{}, b.wrap("get", key, perr)
-		}
-		s, gerr := g.Result()
-		if gerr != nil {
-			if errors.Is(gerr, goredis.Nil) {
-				return backends.Entry{}, backends.ErrNotFound
-			}
-			return backends.Entry{}, b.wrap("get", key, gerr)
-		}
-		var ok bool
-		if e, ok = decode(s); !ok {
-			return backends.Entry{}, fmt.Errorf("%w: corrupt entry for %s", backends.ErrNotFound, shortKey(key))
-		}
-		if d := pt.Val(); d > 0 {
-			until = start.Add(d).UnixNano()
-		}
-	} else if e, err = b.getRemote(ctx, key); err != nil {
-		return e, err
+	// Concurrent misses of key share reads (none older than its caller).
+	r, err := t.fills.Do(ctx, key, func(ctx context.Context) (localEntry, error) {
+		return t.fetch(ctx, b, key)
+	})
+	if err != nil {
+		return backends.Entry{}, err
+	}
+	e, until := r.e, r.until
+	if !live {
+		return e, nil // tracking is not confirmed: nothing is kept
 	}
 	le := &localEntry{e: e, until: until, size: int64(len(e.Payload)) + int64(len(key))}
 	st.mu.Lock()
@@ -359,6 +340,40 @@ func (t *localTier) get(ctx context.Context, b *Backend, key string) (backends.E
 	st.mu.Unlock()
 	t.evict()
 	return e, nil
+}
+
+// fetch reads key's entry from Redis, with (when the backend has a storage
+// TTL) the time until which it may be served locally.
+func (t *localTier) fetch(ctx context.Context, b *Backend, key string) (localEntry, error) {
+	if t.ttl <= 0 {
+		e, err := b.readRemote(ctx, key)
+		return localEntry{e: e}, err
+	}
+	// The key's remaining TTL bounds how long it is served locally (Redis
+	// announces expiries only when it notices them).
+	start := time.Now()
+	p := b.client.Pipeline()
+	g := p.Get(ctx, b.entryKey(key))
+	pt := p.PTTL(ctx, b.entryKey(key))
+	if _, perr := p.Exec(ctx); perr != nil && !errors.Is(perr, goredis.Nil) {
+		return localEntry{}, b.wrap("get", key, perr)
+	}
+	s, gerr := g.Result()
+	if gerr != nil {
+		if errors.Is(gerr, goredis.Nil) {
+			return localEntry{}, backends.ErrNotFound
+		}
+		return localEntry{}, b.wrap("get", key, gerr)
+	}
+	e, ok := decode(s)
+	if !ok {
+		return localEntry{}, fmt.Errorf("%w: corrupt entry for %s", backends.ErrNotFound, shortKey(key))
+	}
+	var until int64
+	if d := pt.Val(); d > 0 {
+		until = start.Add(d).UnixNano()
+	}
+	return localEntry{e: e, until: until}, nil
 }
 
 // evict drops entries (in the map's random order) until the tier is within
@@ -387,6 +402,7 @@ func (t *localTier) close() {
 			<-t.done
 			_ = t.tc.Close()
 		}
+		t.fills.Wait()
 		t.flush()
 	})
 }

@@ -71,6 +71,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/collapse"
 	"github.com/regioncache/regioncache/lock"
 )
 
@@ -135,6 +136,11 @@ type Backend struct {
 	locker  *Lock
 	local   *localTier // nil without local_cache
 	closed  atomic.Bool
+
+	// reads collapses concurrent GETs of one key: a stampede of readers in
+	// one process costs Redis two requests, and none of them gets an entry
+	// read before its call began (see internal/collapse).
+	reads collapse.Group[backends.Entry]
 }
 
 // DefaultPrefix is the key prefix used when none is given.
@@ -302,6 +308,13 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 }
 
 func (b *Backend) getRemote(ctx context.Context, key string) (backends.Entry, error) {
+	return b.reads.Do(ctx, key, func(ctx context.Context) (backends.Entry, error) {
+		return b.readRemote(ctx, key)
+	})
+}
+
+// readRemote is one GET of key's entry.
+func (b *Backend) readRemote(ctx context.Context, key string) (backends.Entry, error) {
 	s, err := b.client.Get(ctx, b.entryKey(key)).Result()
 	if err != nil {
 		if errors.Is(err, goredis.Nil) {
@@ -916,12 +929,14 @@ func (b *Backend) Close() error {
 	if b.local != nil {
 		b.local.close()
 	}
+	var err error
 	if b.owned {
-		if err := b.client.Close(); err != nil {
-			return fmt.Errorf("redis backend: close: %w", err)
+		if cerr := b.client.Close(); cerr != nil {
+			err = fmt.Errorf("redis backend: close: %w", cerr)
 		}
 	}
-	return nil
+	b.reads.Wait()
+	return err
 }
 
 // Entry encoding, format 2: magic "rc", the format byte 2, a flags byte
