@@ -12,6 +12,7 @@ import (
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/internal/fsstore"
+	"github.com/regioncache/regioncache/internal/fsstore/fsstoretest"
 	"github.com/regioncache/regioncache/region"
 )
 
@@ -59,9 +60,7 @@ func BenchmarkFilesystemHit(b *testing.B) {
 		floorNs += time.Since(t1)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(hitNs.Nanoseconds())/float64(b.N), "hit-ns/op")
-	b.ReportMetric(float64(floorNs.Nanoseconds())/float64(b.N), "floor-ns/op")
-	b.ReportMetric(float64(hitNs)/float64(floorNs), "hit/floor")
+	fsstoretest.ReportVsFloor(b, "hit", hitNs, floorNs)
 	if st := r.Stats(); st.Creations != 1 {
 		b.Fatalf("%d creations: the benchmark measured misses", st.Creations)
 	}
@@ -131,9 +130,7 @@ func BenchmarkFilesystemSet(b *testing.B) {
 				floorNs += time.Since(t1)
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(setNs.Nanoseconds())/float64(b.N), "set-ns/op")
-			b.ReportMetric(float64(floorNs.Nanoseconds())/float64(b.N), "floor-ns/op")
-			b.ReportMetric(float64(setNs)/float64(floorNs), "set/floor")
+			fsstoretest.ReportVsFloor(b, "set", setNs, floorNs)
 			st, err := be.(backends.StatReporter).StorageStats(ctx)
 			if err != nil {
 				b.Fatal(err)

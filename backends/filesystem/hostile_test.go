@@ -22,25 +22,14 @@ import (
 	"github.com/regioncache/regioncache/backends/filesystem"
 	_ "github.com/regioncache/regioncache/backends/rawfs"
 	"github.com/regioncache/regioncache/internal/fsstore"
+	"github.com/regioncache/regioncache/internal/fsstore/fsstoretest"
 	"github.com/regioncache/regioncache/lock"
 	"github.com/regioncache/regioncache/region"
 )
 
 func openFS(t *testing.T, args backends.Args, opts ...region.Option) (*region.Region, *filesystem.Backend) {
 	t.Helper()
-	if args["base_dir"] == nil {
-		args["base_dir"] = t.TempDir()
-	}
-	r, err := region.Open("filesystem", args, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	b, ok := r.Backend().(*filesystem.Backend)
-	if !ok {
-		t.Fatalf("backend is %T", r.Backend())
-	}
-	return r, b
+	return fsstoretest.OpenRegion[*filesystem.Backend](t, "filesystem", args, opts...)
 }
 
 func entryFile(b *filesystem.Backend, key string) string {
@@ -63,15 +52,7 @@ func getOrCreate(t *testing.T, r *region.Region, key, val string, runs *int) str
 // Point 1: a symlinked base_dir/tmp is never followed: the regular files of
 // the directory it points to survive Open and the sweeps, however old.
 func TestSymlinkedTmpDirIsNeverSwept(t *testing.T) {
-	sentinel := t.TempDir()
-	old := filepath.Join(sentinel, "precious")
-	os.WriteFile(old, []byte("keep me"), 0o600)
-	past := time.Now().Add(-48 * time.Hour)
-	os.Chtimes(old, past, past)
-	dir := t.TempDir()
-	if err := os.Symlink(sentinel, filepath.Join(dir, fsstore.TempDir)); err != nil {
-		t.Fatal(err)
-	}
+	dir, _, old := fsstoretest.SymlinkedTmp(t)
 	for _, name := range []string{"filesystem", "rawfs"} {
 		r, err := region.Open(name, backends.Args{"base_dir": dir})
 		if err != nil {
@@ -82,7 +63,7 @@ func TestSymlinkedTmpDirIsNeverSwept(t *testing.T) {
 		}
 		r.Close() // waits for the sweep Open started
 	}
-	if b, err := os.ReadFile(old); err != nil || string(b) != "keep me" {
+	if b, err := os.ReadFile(old); err != nil || string(b) != fsstoretest.Precious {
 		t.Fatalf("a file outside the cache, behind a symlinked tmp/, was touched: %q %v", b, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/backends/rawfs"
+	"github.com/regioncache/regioncache/internal/fsstore/fsstoretest"
 )
 
 // Run with TMPDIR on a directory outside /tmp (see docs/benchmarks.md):
@@ -71,9 +72,7 @@ func BenchmarkRawfsStoreMove(b *testing.B) {
 				floorNs += time.Since(t1)
 				f.Close()
 			}
-			b.ReportMetric(float64(storeNs.Nanoseconds())/float64(b.N), "store-ns/op")
-			b.ReportMetric(float64(floorNs.Nanoseconds())/float64(b.N), "floor-ns/op")
-			b.ReportMetric(float64(storeNs)/float64(floorNs), "store/floor")
+			fsstoretest.ReportVsFloor(b, "store", storeNs, floorNs)
 		})
 	}
 }
@@ -101,19 +100,38 @@ func makeSource(b *testing.B, dir string, n int) string {
 
 const copySize = 256 << 20
 
+// copyBench runs body as the sub-benchmark size=256MiB of b, given a fresh
+// directory dir holding a copySize source file src, with b.SetBytes(copySize)
+// and the timer reset.
+func copyBench(b *testing.B, body func(b *testing.B, dir, src string)) {
+	b.Run("size=256MiB", func(b *testing.B) {
+		dir := b.TempDir()
+		src := makeSource(b, dir, copySize)
+		b.SetBytes(copySize)
+		b.ResetTimer()
+		body(b, dir, src)
+	})
+}
+
+// cp replaces dst by a copy of src made by cp(1): the previous dst is
+// removed first, as a store removes the previous data file of its key.
+func cp(b *testing.B, src, dst string) {
+	os.Remove(dst)
+	if out, err := exec.Command("cp", src, dst).CombinedOutput(); err != nil {
+		b.Fatalf("cp: %v %s", err, out)
+	}
+}
+
 // BenchmarkRawfsStoreCopy stores a 256 MiB file by copying it (no move).
 // Compare with BenchmarkIOCopy and BenchmarkCp, the same copy by io.Copy
 // between two *os.File and by cp(1); the loop also runs cp(1) of the same
 // file after each store (interleaved) and reports store-MB/s, cp-MB/s and
 // store/cp, the fraction of cp's throughput the store reaches.
 func BenchmarkRawfsStoreCopy(b *testing.B) {
-	b.Run("size=256MiB", func(b *testing.B) {
+	copyBench(b, func(b *testing.B, dir, src string) {
 		be := openBench(b)
-		dir := b.TempDir()
-		src := makeSource(b, dir, copySize)
 		ctx := context.Background()
 		var storeNs, cpNs time.Duration
-		b.SetBytes(copySize)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			f, err := os.Open(src)
@@ -129,12 +147,8 @@ func BenchmarkRawfsStoreCopy(b *testing.B) {
 			// As the store replaces k and deletes its previous data
 			// file, cp replaces dst (deleting the previous one): the
 			// removal is timed on both sides.
-			dst := filepath.Join(dir, "dst")
 			t2 := time.Now()
-			os.Remove(dst)
-			if out, err := exec.Command("cp", src, dst).CombinedOutput(); err != nil {
-				b.Fatalf("cp: %v %s", err, out)
-			}
+			cp(b, src, filepath.Join(dir, "dst"))
 			storeNs += t1.Sub(t0)
 			cpNs += time.Since(t2)
 		}
@@ -148,11 +162,7 @@ func BenchmarkRawfsStoreCopy(b *testing.B) {
 
 // BenchmarkIOCopy is io.Copy of the same 256 MiB file into a new file.
 func BenchmarkIOCopy(b *testing.B) {
-	b.Run("size=256MiB", func(b *testing.B) {
-		dir := b.TempDir()
-		src := makeSource(b, dir, copySize)
-		b.SetBytes(copySize)
-		b.ResetTimer()
+	copyBench(b, func(b *testing.B, dir, src string) {
 		for i := 0; i < b.N; i++ {
 			in, err := os.Open(src)
 			if err != nil {
@@ -176,17 +186,9 @@ func BenchmarkIOCopy(b *testing.B) {
 // BenchmarkCp is cp(1) of the same 256 MiB file (including its process
 // start, about a millisecond).
 func BenchmarkCp(b *testing.B) {
-	b.Run("size=256MiB", func(b *testing.B) {
-		dir := b.TempDir()
-		src := makeSource(b, dir, copySize)
-		b.SetBytes(copySize)
-		b.ResetTimer()
+	copyBench(b, func(b *testing.B, dir, src string) {
 		for i := 0; i < b.N; i++ {
-			dst := filepath.Join(dir, "dst")
-			os.Remove(dst)
-			if out, err := exec.Command("cp", src, dst).CombinedOutput(); err != nil {
-				b.Fatalf("cp: %v %s", err, out)
-			}
+			cp(b, src, filepath.Join(dir, "dst"))
 		}
 	})
 }

@@ -18,29 +18,17 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/backends/rawfs"
 	"github.com/regioncache/regioncache/internal/fsstore"
+	"github.com/regioncache/regioncache/internal/fsstore/fsstoretest"
 	"github.com/regioncache/regioncache/region"
 )
 
 func openRawfs(t *testing.T, args backends.Args) (*region.Region, *rawfs.Backend) {
 	t.Helper()
-	if args["base_dir"] == nil {
-		args["base_dir"] = t.TempDir()
-	}
-	r, err := region.Open("rawfs", args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	b, ok := r.Backend().(*rawfs.Backend)
-	if !ok {
-		t.Fatalf("backend is %T", r.Backend())
-	}
-	return r, b
+	return fsstoretest.OpenRegion[*rawfs.Backend](t, "rawfs", args)
 }
 
 // createFile returns a creator that writes want into a file made with the
@@ -197,13 +185,7 @@ func TestFullDiskAfterMoveKeepsReturnedFilesName(t *testing.T) {
 // Point 1 (rawfs): with base_dir/tmp a symlink, CreateTemp never creates
 // files behind it, and nothing behind it is swept.
 func TestCreateTempNeverFollowsSymlinkedTmp(t *testing.T) {
-	sentinel := t.TempDir()
-	old := filepath.Join(sentinel, "precious")
-	os.WriteFile(old, []byte("keep"), 0o600)
-	past := time.Now().Add(-48 * time.Hour)
-	os.Chtimes(old, past, past)
-	dir := t.TempDir()
-	os.Symlink(sentinel, filepath.Join(dir, fsstore.TempDir))
+	dir, sentinel, old := fsstoretest.SymlinkedTmp(t)
 	r, _ := openRawfs(t, backends.Args{"base_dir": dir})
 	f, err := r.CreateTemp("x-*")
 	if err != nil {
