@@ -18,13 +18,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/regioncache/regioncache/backends"
 	_ "github.com/regioncache/regioncache/backends/rawfs"
 	"github.com/regioncache/regioncache/internal/fsstore"
+	"github.com/regioncache/regioncache/internal/stampedetest"
 	"github.com/regioncache/regioncache/region"
 )
 
@@ -32,7 +32,7 @@ import (
 // killed: with rawfs through CreateTemp and a move, otherwise with Set.
 func bigWriter(ctx context.Context, r *region.Region) error {
 	b := r.Backend()
-	fmt.Println("ready")
+	stampedetest.Say("ready")
 	rnd := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
 	buf := bytes.Repeat([]byte("0123456789abcdef"), (4<<20)/16)
 	for {
@@ -95,14 +95,13 @@ func TestKilledWritersLeftoversSweptWithinBound(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			const cacheSize = 8 << 20
 			dir := t.TempDir()
-			env := []string{"FS_DIR=" + dir, "FS_BACKEND=" + backend, "FS_CACHE_SIZE=" + strconv.Itoa(cacheSize)}
+			spec := fsSpec{Dir: dir, Backend: backend, CacheSize: cacheSize}
 			rnd := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
 			for range 40 {
-				p := startHelper(t, "bigwriter", env...)
-				p.expect(t, "ready")
+				p := stampedetest.Launch(t, "bigwriter", spec)
+				p.Expect(t, "ready")
 				time.Sleep(time.Duration(20+rnd.IntN(100)) * time.Millisecond)
-				p.cmd.Process.Signal(syscall.SIGKILL)
-				p.cmd.Wait()
+				p.Kill()
 			}
 			before, left := dirBytes(dir)
 			t.Logf("after 40 kills: %d bytes in files, %d temporary files and tmp/ files", before, left)
@@ -140,12 +139,10 @@ func loadValue(key string) []byte {
 // loadWorker runs G goroutines of GetOrCreate (GetOrCreateFile on rawfs) on
 // K keys for D. Creators check, with an O_EXCL marker file per key shared by
 // every process, that no other creator of their key runs at the same time.
-func loadWorker(ctx context.Context, r *region.Region, res *helperResult) error {
-	g, keys := envInt("FS_GOROUTINES"), envInt("FS_KEYS")
-	d, _ := time.ParseDuration(os.Getenv("FS_DURATION"))
-	marks := os.Getenv("FS_MARKS")
+func loadWorker(ctx context.Context, r *region.Region, spec fsSpec, res *helperResult) error {
+	g, keys, d, marks := spec.Goroutines, spec.Keys, spec.Duration, spec.Marks
 	_, files := r.Backend().(backends.FileStore)
-	waitStart()
+	stampedetest.Ready()
 	var calls, creations, wrong, overlaps atomic.Int64
 	var mu sync.Mutex
 	var errs []string
@@ -239,25 +236,16 @@ func TestLoadAcrossProcesses(t *testing.T) {
 	for _, backend := range []string{"filesystem", "rawfs"} {
 		t.Run(backend, func(t *testing.T) {
 			dir, marks := t.TempDir(), t.TempDir()
-			done := make(chan helperResult)
-			go func() {
-				done <- runAll(t, procs, "load", "FS_DIR="+dir, "FS_BACKEND="+backend, "FS_MARKS="+marks,
-					"FS_CACHE_SIZE="+strconv.Itoa(cacheSize), "FS_EXPIRATION=500ms",
-					"FS_GOROUTINES="+strconv.Itoa(gor), "FS_KEYS="+strconv.Itoa(keys), "FS_DURATION="+d.String())
-			}()
+			spec := fsSpec{Dir: dir, Backend: backend, Marks: marks, CacheSize: cacheSize, Expiration: 500 * time.Millisecond,
+				Goroutines: gor, Keys: keys, Duration: d}
 			var peak int64
 			var samples []int64
 			var res helperResult
-			for running := true; running; {
-				select {
-				case res = <-done:
-					running = false
-				case <-time.After(20 * time.Millisecond):
-				}
+			sampleWhile(20*time.Millisecond, func() {
 				b, _ := dirBytes(dir)
 				peak = max(peak, b)
 				samples = append(samples, b)
-			}
+			}, func() { res = runAll(t, procs, "load", spec) })
 			slices.Sort(samples)
 			// The documented bound: cache_size plus its slack, plus the
 			// values being written (at most one per goroutine).

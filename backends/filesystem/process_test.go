@@ -3,18 +3,14 @@
 package filesystem_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,57 +22,62 @@ import (
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/backends/filesystem"
 	"github.com/regioncache/regioncache/internal/fsstore"
+	"github.com/regioncache/regioncache/internal/stampedetest"
 	"github.com/regioncache/regioncache/region"
 )
 
-// Helper processes: the test binary re-executed with REGIONCACHE_FS_HELPER
-// set to a mode. Each helper prints "ready", waits for its stdin to close
-// (the start signal shared by all helpers), works, and prints one JSON line
-// of results.
+// TestMain lets the test binary be the worker processes of this package's
+// cross-process tests (internal/stampedetest): the shared GetOrCreate
+// stampede, and the kinds named by the modes of runHelper.
 func TestMain(m *testing.M) {
-	mode := os.Getenv("REGIONCACHE_FS_HELPER")
-	if mode == "" {
-		os.Exit(m.Run())
+	kinds := map[string]stampedetest.WorkerFunc{}
+	for _, mode := range []string{"hold", "nested", "evict", "crashwriter", "bigwriter", "load"} {
+		kinds[mode] = func(decode func(any) error) (any, error) {
+			var spec fsSpec
+			if err := decode(&spec); err != nil {
+				return nil, err
+			}
+			return runHelper(mode, spec)
+		}
 	}
-	res, err := runHelper(mode)
-	if err != nil {
-		res.Errors = append(res.Errors, err.Error())
-	}
-	json.NewEncoder(os.Stdout).Encode(res)
-	os.Exit(0)
+	stampedetest.Main(m, kinds)
+}
+
+// fsSpec is what a worker of this package does; the fields a mode uses are
+// named by the mode.
+type fsSpec struct {
+	Dir        string        // the region's base_dir
+	Backend    string        // "filesystem" (default) or "rawfs"
+	CacheSize  int           // the region's cache_size (0: none)
+	Expiration time.Duration // the region's expiration (0: none)
+	Work       time.Duration // how long a creator takes
+	Goroutines int           // callers (nested, load)
+	N, Size    int           // evict: entries to write and their size
+	ID         int           // the worker's index among those started together
+	Keys       int           // load: how many keys
+	Duration   time.Duration // load: how long to go on
+	Marks      string        // load: directory of the creators' marker files
 }
 
 type helperResult struct {
-	Callers, Creations, Stale, Fresh, Old int64
-	OldUnder1ms, MaxOldNs                 int64 // latency of calls served the stale value
-	OldLatNs                              []int64
-	Wrong, Overlaps                       int64 // load: wrong values, creators of one key at once
-	Errors                                []string
+	Callers, Creations int64
+	Wrong, Overlaps    int64 // load: wrong values, creators of one key at once
+	Errors             []string
 }
 
-func envInt(name string) int {
-	n, _ := strconv.Atoi(os.Getenv(name))
-	return n
-}
-
-func waitStart() {
-	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin)
-}
-
-func runHelper(mode string) (helperResult, error) {
+// runHelper is a worker: it opens the region spec describes and works as
+// mode says.
+func runHelper(mode string, spec fsSpec) (helperResult, error) {
 	var res helperResult
-	dir := os.Getenv("FS_DIR")
-	exp, _ := time.ParseDuration(os.Getenv("FS_EXPIRATION"))
 	var opts []region.Option
-	if exp > 0 {
-		opts = append(opts, region.WithExpiration(exp))
+	if spec.Expiration > 0 {
+		opts = append(opts, region.WithExpiration(spec.Expiration))
 	}
-	args := backends.Args{"base_dir": dir}
-	if cs := os.Getenv("FS_CACHE_SIZE"); cs != "" {
-		args["cache_size"] = cs
+	args := backends.Args{"base_dir": spec.Dir}
+	if spec.CacheSize > 0 {
+		args["cache_size"] = spec.CacheSize
 	}
-	backend := os.Getenv("FS_BACKEND")
+	backend := spec.Backend
 	if backend == "" {
 		backend = "filesystem"
 	}
@@ -86,60 +87,21 @@ func runHelper(mode string) (helperResult, error) {
 	}
 	defer r.Close()
 	ctx := context.Background()
-	work, _ := time.ParseDuration(os.Getenv("FS_WORK"))
 	var creations atomic.Int64
 	switch mode {
-	case "stampede": // G goroutines on one key; count creations and what was returned
-		g := envInt("FS_GOROUTINES")
-		waitStart()
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for range g {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				t0 := time.Now()
-				v, err := region.GetOrCreate(ctx, r, "hot", func(ctx context.Context) (string, error) {
-					creations.Add(1)
-					time.Sleep(work)
-					return "new", nil
-				})
-				d := time.Since(t0)
-				mu.Lock()
-				defer mu.Unlock()
-				res.Callers++
-				switch {
-				case err != nil:
-					res.Errors = append(res.Errors, err.Error())
-				case v == "new":
-					res.Fresh++
-				case v == "old":
-					res.Old++
-					res.OldLatNs = append(res.OldLatNs, d.Nanoseconds())
-					res.MaxOldNs = max(res.MaxOldNs, d.Nanoseconds())
-					if d < time.Millisecond {
-						res.OldUnder1ms++
-					}
-				default:
-					res.Errors = append(res.Errors, "unexpected value "+v)
-				}
-			}()
-		}
-		wg.Wait()
 	case "hold": // win the key's lock, say so, and hang in the creator until killed
 		region.GetOrCreate(ctx, r, "held", func(ctx context.Context) (string, error) {
-			fmt.Println("creating")
+			stampedetest.Say("creating")
 			time.Sleep(time.Hour)
 			return "", nil
 		})
 	case "nested": // creators of "outer" load "inner" through the same region
-		g := envInt("FS_GOROUTINES")
-		waitStart()
+		stampedetest.Ready()
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		for i := range g {
+		for i := range spec.Goroutines {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -148,7 +110,7 @@ func runHelper(mode string) (helperResult, error) {
 					creations.Add(1)
 					in, err := region.GetOrCreate(ctx, r, "inner", func(ctx context.Context) (string, error) {
 						creations.Add(1)
-						time.Sleep(work)
+						time.Sleep(spec.Work)
 						return "in", nil
 					})
 					return key + "/" + in, err
@@ -165,11 +127,10 @@ func runHelper(mode string) (helperResult, error) {
 		}
 		wg.Wait()
 	case "evict": // write N entries
-		n, size := envInt("FS_N"), envInt("FS_SIZE")
-		waitStart()
-		val := strings.Repeat("v", size)
-		for i := range n {
-			key := fmt.Sprintf("%s-%d", os.Getenv("FS_ID"), i)
+		stampedetest.Ready()
+		val := strings.Repeat("v", spec.Size)
+		for i := range spec.N {
+			key := fmt.Sprintf("%d-%d", spec.ID, i)
 			if err := region.Set(ctx, r, key, val); err != nil {
 				res.Errors = append(res.Errors, err.Error())
 				continue
@@ -178,7 +139,7 @@ func runHelper(mode string) (helperResult, error) {
 		}
 	case "crashwriter": // write forever until killed
 		b := r.Backend()
-		fmt.Println("ready")
+		stampedetest.Say("ready")
 		rnd := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
 		for seq := 0; ; seq++ {
 			key := fmt.Sprintf("c-%d", rnd.IntN(40))
@@ -194,84 +155,22 @@ func runHelper(mode string) (helperResult, error) {
 	case "bigwriter": // store large values until killed (filesystem or rawfs)
 		return res, bigWriter(ctx, r)
 	case "load": // the cross-process load test's worker
-		return res, loadWorker(ctx, r, &res)
+		return res, loadWorker(ctx, r, spec, &res)
 	default:
 		return res, fmt.Errorf("unknown helper mode %q", mode)
 	}
-	st := r.Stats()
 	res.Creations = creations.Load()
-	res.Stale = st.StaleServed
 	return res, nil
 }
 
-type proc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
-
-func startHelper(t testing.TB, mode string, env ...string) *proc {
+// runAll starts n workers of mode with spec (each with its ID), releases
+// them together and sums their results.
+func runAll(t testing.TB, n int, mode string, spec fsSpec) helperResult {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{"REGIONCACHE_FS_HELPER=" + mode}, env...)...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return &proc{cmd: cmd, stdin: in, out: bufio.NewReader(out)}
-}
-
-func (p *proc) expect(t testing.TB, line string) {
-	t.Helper()
-	got, err := p.out.ReadString('\n')
-	if err != nil || strings.TrimSpace(got) != line {
-		t.Fatalf("helper said %q (%v), want %q", got, err, line)
-	}
-}
-
-func (p *proc) result(t testing.TB) helperResult {
-	t.Helper()
-	var res helperResult
-	if err := json.NewDecoder(p.out).Decode(&res); err != nil {
-		t.Fatalf("helper result: %v", err)
-	}
-	p.cmd.Wait()
-	return res
-}
-
-// runAll starts n helpers, releases them together and sums their results.
-func runAll(t testing.TB, n int, mode string, env ...string) helperResult {
-	t.Helper()
-	ps := make([]*proc, n)
-	for i := range ps {
-		ps[i] = startHelper(t, mode, append(env, "FS_ID="+strconv.Itoa(i))...)
-	}
-	for _, p := range ps {
-		p.expect(t, "ready")
-	}
-	for _, p := range ps {
-		p.stdin.Close()
-	}
 	var sum helperResult
-	for _, p := range ps {
-		r := p.result(t)
+	for _, r := range stampedetest.RunAll[helperResult](t, n, mode, func(i int) any { s := spec; s.ID = i; return s }) {
 		sum.Callers += r.Callers
 		sum.Creations += r.Creations
-		sum.Stale += r.Stale
-		sum.Fresh += r.Fresh
-		sum.Old += r.Old
-		sum.OldUnder1ms += r.OldUnder1ms
-		sum.MaxOldNs = max(sum.MaxOldNs, r.MaxOldNs)
-		sum.OldLatNs = append(sum.OldLatNs, r.OldLatNs...)
 		sum.Wrong += r.Wrong
 		sum.Overlaps += r.Overlaps
 		sum.Errors = append(sum.Errors, r.Errors...)
@@ -279,28 +178,45 @@ func runAll(t testing.TB, n int, mode string, env ...string) helperResult {
 	return sum
 }
 
+// sampleWhile runs f while it calls sample every period, and once more after
+// f returned. sample runs on another goroutine, never at once with itself;
+// what it wrote is visible once sampleWhile returns.
+func sampleWhile(period time.Duration, sample, f func()) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				sample()
+				return
+			case <-time.After(period):
+				sample()
+			}
+		}
+	}()
+	f()
+	close(stop)
+	<-done
+}
+
+// stampedeSpec is the stampede of this package's cross-process tests: 32
+// callers per process on key "hot" of a region in dir.
+func stampedeSpec(dir string, expiration, work time.Duration) stampedetest.Spec {
+	return stampedetest.Spec{Backend: "filesystem", Args: backends.Args{"base_dir": dir}, Expiration: expiration,
+		Key: "hot", Goroutines: 32, Work: work}
+}
+
 func TestStampedeColdKeyAcrossProcesses(t *testing.T) {
-	const procs, gor, rounds = 8, 32, 20
+	const procs, rounds = 8, 20
 	if testing.Short() {
 		t.Skip("spawns 160 processes")
 	}
-	for round := range rounds {
-		dir := t.TempDir()
-		res := runAll(t, procs, "stampede", "FS_DIR="+dir, "FS_GOROUTINES="+strconv.Itoa(gor), "FS_WORK=20ms")
-		if len(res.Errors) > 0 {
-			t.Fatalf("round %d: errors: %q", round, res.Errors)
-		}
-		if res.Callers != procs*gor || res.Fresh != procs*gor {
-			t.Fatalf("round %d: %d callers, %d got the created value; want %d", round, res.Callers, res.Fresh, procs*gor)
-		}
-		if res.Creations != 1 {
-			t.Fatalf("round %d: %d creations for %d callers in %d processes, want exactly 1", round, res.Creations, procs*gor, procs)
-		}
-	}
+	stampedetest.Cold(t, procs, rounds, func(int) stampedetest.Spec { return stampedeSpec(t.TempDir(), 0, 20*time.Millisecond) })
 }
 
 func TestStampedeExpiredKeyAcrossProcesses(t *testing.T) {
-	const procs, gor = 8, 32
+	const procs = 8
 	dir := t.TempDir()
 	r, err := region.Open("filesystem", backends.Args{"base_dir": dir}, region.WithExpiration(200*time.Millisecond))
 	if err != nil {
@@ -311,30 +227,22 @@ func TestStampedeExpiredKeyAcrossProcesses(t *testing.T) {
 	}
 	r.Close()
 	time.Sleep(300 * time.Millisecond) // "old" is now stale
-	res := runAll(t, procs, "stampede", "FS_DIR="+dir, "FS_GOROUTINES="+strconv.Itoa(gor),
-		"FS_WORK=500ms", "FS_EXPIRATION=200ms")
-	if len(res.Errors) > 0 {
-		t.Fatalf("errors: %q", res.Errors)
-	}
-	if res.Creations != 1 {
-		t.Fatalf("%d creations, want exactly 1", res.Creations)
-	}
+	// Reported, not asserted (timings belong to benchmarks): the bar is
+	// "every other caller served stale within 1 ms".
+	spec := stampedeSpec(dir, 200*time.Millisecond, 500*time.Millisecond)
+	res, served := stampedetest.Expired(t, procs, spec, "old")
 	// Everyone but the creator got the stale value at once (the creator
 	// works for 500ms; callers that arrived after it finished would get the
 	// new value, and are counted as such).
-	if res.Old != res.Stale || res.Old+res.Fresh != procs*gor || res.Old < 1 {
-		t.Fatalf("old %d, stale served %d, fresh %d of %d callers", res.Old, res.Stale, res.Fresh, procs*gor)
+	if int64(served.Stale) != res.StaleServed() || served.Stale+served.Fresh != procs*spec.Goroutines || served.Stale < 1 {
+		t.Fatalf("old %d, stale served %d, fresh %d of %d callers", served.Stale, res.StaleServed(), served.Fresh, procs*spec.Goroutines)
 	}
-	// Reported, not asserted (timings belong to benchmarks): the bar is
-	// "every other caller served stale within 1 ms".
-	t.Logf("%d callers served the stale value (%d within 1ms, slowest %v), %d the new one; %s",
-		res.Old, res.OldUnder1ms, time.Duration(res.MaxOldNs), res.Fresh, distribution(res.OldLatNs))
 }
 
 func TestKilledLockHolderFreesKeyAtOnce(t *testing.T) {
 	dir := t.TempDir()
-	p := startHelper(t, "hold", "FS_DIR="+dir)
-	p.expect(t, "creating") // it holds the lock on "held", in its creator
+	p := stampedetest.Launch(t, "hold", fsSpec{Dir: dir})
+	p.Expect(t, "creating") // it holds the lock on "held", in its creator
 	b, err := filesystem.Open(backends.Args{"base_dir": dir})
 	if err != nil {
 		t.Fatal(err)
@@ -352,8 +260,7 @@ func TestKilledLockHolderFreesKeyAtOnce(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("GetOrCreate while another process creates: %v, want a deadline", err)
 	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
+	p.Kill()
 	// The kernel dropped the dead process's lock: a TryLock on the
 	// region's lock key wins at the very first attempt...
 	if h, ok, err := b.Locker().TryLock(ctx, "held"); !ok || err != nil {
@@ -371,7 +278,7 @@ func TestKilledLockHolderFreesKeyAtOnce(t *testing.T) {
 func TestNestedGetOrCreateAcrossProcessesNeverDeadlocks(t *testing.T) {
 	for round := range 5 {
 		dir := t.TempDir()
-		res := runAll(t, 4, "nested", "FS_DIR="+dir, "FS_GOROUTINES=16", "FS_WORK=10ms")
+		res := runAll(t, 4, "nested", fsSpec{Dir: dir, Goroutines: 16, Work: 10 * time.Millisecond})
 		if len(res.Errors) > 0 {
 			t.Fatalf("round %d: %q", round, res.Errors)
 		}
@@ -386,11 +293,6 @@ func TestEvictionAcrossProcessesStaysWithinBound(t *testing.T) {
 	const procs, n, size = 4, 150, 2000
 	const bound = 64 << 10
 	dir := t.TempDir()
-	done := make(chan helperResult)
-	go func() {
-		done <- runAll(t, procs, "evict", "FS_DIR="+dir, "FS_CACHE_SIZE="+strconv.Itoa(bound),
-			"FS_N="+strconv.Itoa(n), "FS_SIZE="+strconv.Itoa(size))
-	}()
 	// One entry file is the value plus its header (key, metadata, checksum).
 	const entryMax = size + 200
 	b, err := filesystem.Open(backends.Args{"base_dir": dir})
@@ -400,17 +302,18 @@ func TestEvictionAcrossProcessesStaysWithinBound(t *testing.T) {
 	defer b.Close()
 	var maxSeen int64
 	var res helperResult
-	for running := true; running; {
-		select {
-		case res = <-done:
-			running = false
-		case <-time.After(5 * time.Millisecond):
-		}
+	var walkErr error
+	sampleWhile(5*time.Millisecond, func() {
 		st, err := diskUsage(dir)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil && walkErr == nil {
+			walkErr = err
 		}
 		maxSeen = max(maxSeen, st)
+	}, func() {
+		res = runAll(t, procs, "evict", fsSpec{Dir: dir, CacheSize: bound, N: n, Size: size})
+	})
+	if walkErr != nil {
+		t.Fatal(walkErr)
 	}
 	if len(res.Errors) > 0 {
 		t.Fatalf("%d errors, first: %s", len(res.Errors), res.Errors[0])
@@ -466,11 +369,10 @@ func TestWriterKilledMidSetLeavesNoTornEntry(t *testing.T) {
 	dir := t.TempDir()
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for round := range 40 {
-		p := startHelper(t, "crashwriter", "FS_DIR="+dir)
-		p.expect(t, "ready")
+		p := stampedetest.Launch(t, "crashwriter", fsSpec{Dir: dir})
+		p.Expect(t, "ready")
 		time.Sleep(time.Duration(rnd.IntN(30000)) * time.Microsecond)
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Wait()
+		p.Kill()
 		_ = round
 	}
 	b, err := filesystem.Open(backends.Args{"base_dir": dir})
@@ -562,15 +464,4 @@ func TestInjectedWriteErrorStillReturnsCreatedValue(t *testing.T) {
 	if st := r.Stats(); st.WriteErrors != 1 {
 		t.Fatalf("stats %+v, want 1 write error", st)
 	}
-}
-
-// distribution summarises latencies: percentiles and the slowest.
-func distribution(ns []int64) string {
-	if len(ns) == 0 {
-		return "no samples"
-	}
-	s := slices.Clone(ns)
-	slices.Sort(s)
-	p := func(q float64) time.Duration { return time.Duration(s[min(len(s)-1, int(q*float64(len(s))))]) }
-	return fmt.Sprintf("p50 %v, p90 %v, p99 %v, max %v", p(0.5), p(0.9), p(0.99), time.Duration(s[len(s)-1]))
 }
