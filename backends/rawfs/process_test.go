@@ -3,41 +3,52 @@
 package rawfs_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/stampedetest"
 	"github.com/regioncache/regioncache/region"
 )
 
-// TestMain lets the test binary act as a worker process: with
-// REGIONCACHE_RAWFS_HELPER set it runs G goroutines of GetOrCreateFile on one
-// key after its stdin closes, and prints "creations errors bad-reads".
+// TestMain lets the test binary be the worker processes of the file
+// stampede (fileWorker, through internal/stampedetest).
 func TestMain(m *testing.M) {
-	if os.Getenv("REGIONCACHE_RAWFS_HELPER") == "" {
-		os.Exit(m.Run())
+	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{"getorcreatefile": fileWorker})
+}
+
+// fileSpec is what a fileWorker does: Goroutines callers on the rawfs
+// region in Dir.
+type fileSpec struct {
+	Dir        string
+	Goroutines int
+}
+
+// fileResult is what a fileWorker reports.
+type fileResult struct{ Creations, Errors, Bad int }
+
+// fileWorker runs, once released, its goroutines' GetOrCreateFile calls on
+// one key, and counts creations, errors, and files that read back wrong.
+func fileWorker(decode func(any) error) (any, error) {
+	var spec fileSpec
+	if err := decode(&spec); err != nil {
+		return nil, err
 	}
-	r, err := region.Open("rawfs", backends.Args{"base_dir": os.Getenv("RAWFS_DIR")})
+	r, err := region.Open("rawfs", backends.Args{"base_dir": spec.Dir})
 	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(1)
+		return nil, err
 	}
-	g, _ := strconv.Atoi(os.Getenv("RAWFS_GOROUTINES"))
-	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin)
+	defer r.Close()
+	stampedetest.Ready()
 	var creations, errs, bad atomic.Int64
 	var wg sync.WaitGroup
-	for range g {
+	for range spec.Goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -62,9 +73,7 @@ func TestMain(m *testing.M) {
 		}()
 	}
 	wg.Wait()
-	r.Close()
-	fmt.Println(creations.Load(), errs.Load(), bad.Load())
-	os.Exit(0)
+	return fileResult{int(creations.Load()), int(errs.Load()), int(bad.Load())}, nil
 }
 
 func fileValue() []byte { return bytes.Repeat([]byte("0123456789abcdef"), 1<<14) } // 256 KiB
@@ -72,42 +81,10 @@ func fileValue() []byte { return bytes.Repeat([]byte("0123456789abcdef"), 1<<14)
 func TestGetOrCreateFileStampedeAcrossProcesses(t *testing.T) {
 	const procs, gor = 6, 16
 	for round := range 5 {
-		dir := t.TempDir()
-		type p struct {
-			cmd *exec.Cmd
-			in  io.WriteCloser
-			out *bufio.Reader
-		}
-		var ps []p
-		for range procs {
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "REGIONCACHE_RAWFS_HELPER=1", "RAWFS_DIR="+dir, "RAWFS_GOROUTINES="+strconv.Itoa(gor))
-			cmd.Stderr = os.Stderr
-			in, _ := cmd.StdinPipe()
-			out, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			ps = append(ps, p{cmd, in, bufio.NewReader(out)})
-		}
-		for _, x := range ps {
-			if l, _ := x.out.ReadString('\n'); l != "ready\n" {
-				t.Fatalf("helper: %q", l)
-			}
-		}
-		for _, x := range ps {
-			x.in.Close()
-		}
+		spec := fileSpec{Dir: t.TempDir(), Goroutines: gor}
 		var creations, errs, bad int
-		for _, x := range ps {
-			l, _ := x.out.ReadString('\n')
-			var c, e, b int
-			if _, err := fmt.Sscan(strings.TrimSpace(l), &c, &e, &b); err != nil {
-				t.Fatalf("helper said %q", l)
-			}
-			creations, errs, bad = creations+c, errs+e, bad+b
-			x.cmd.Wait()
+		for _, r := range stampedetest.RunAll[fileResult](t, procs, "getorcreatefile", func(int) any { return spec }) {
+			creations, errs, bad = creations+r.Creations, errs+r.Errors, bad+r.Bad
 		}
 		if creations != 1 || errs != 0 || bad != 0 {
 			t.Fatalf("round %d: %d creations, %d errors, %d wrong files for %d callers; want 1, 0, 0", round, creations, errs, bad, procs*gor)

@@ -3,15 +3,12 @@
 package fetch_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,35 +16,50 @@ import (
 	"time"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/stampedetest"
 	"github.com/regioncache/regioncache/region"
 	"github.com/regioncache/regioncache/region/fetch"
 )
 
-// TestMain lets the test binary act as a worker process: with
-// REGIONCACHE_FETCH_HELPER set it opens the rawfs region in FETCH_DIR,
-// prints "ready", waits for its stdin to close, runs FETCH_GOROUTINES
-// concurrent fetch.File calls of FETCH_URL, and prints "ok bad errors" with
-// the number of calls that read the body whose SHA-256 is FETCH_SHA256.
+// TestMain lets the test binary be the worker processes of the
+// cross-process download (fetchWorker, through internal/stampedetest).
 func TestMain(m *testing.M) {
-	if os.Getenv("REGIONCACHE_FETCH_HELPER") == "" {
-		os.Exit(m.Run())
+	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{"fetch": fetchWorker})
+}
+
+// fetchSpec is what a fetchWorker does: Goroutines concurrent fetch.File
+// calls of URL (entries expiring after Expire) on the rawfs region in Dir;
+// a right body has the SHA-256 SHA256 (hex).
+type fetchSpec struct {
+	Dir, URL, SHA256 string
+	Expire           time.Duration
+	Goroutines       int
+}
+
+// fetchResult is what fetchWorker reports: calls that read the right body,
+// a wrong one, or failed.
+type fetchResult struct{ OK, Bad, Errors int }
+
+// fetchWorker runs, once released, its goroutines' fetch.File calls and
+// checks each body read.
+func fetchWorker(decode func(any) error) (any, error) {
+	var spec fetchSpec
+	if err := decode(&spec); err != nil {
+		return nil, err
 	}
-	r, err := region.Open("rawfs", backends.Args{"base_dir": os.Getenv("FETCH_DIR")})
+	r, err := region.Open("rawfs", backends.Args{"base_dir": spec.Dir})
 	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(1)
+		return nil, err
 	}
-	g, _ := strconv.Atoi(os.Getenv("FETCH_GOROUTINES"))
-	exp, _ := time.ParseDuration(os.Getenv("FETCH_EXPIRE"))
-	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin)
+	defer r.Close()
+	stampedetest.Ready()
 	var ok, bad, errs atomic.Int64
 	var wg sync.WaitGroup
-	for range g {
+	for range spec.Goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f, err := fetch.File(context.Background(), r, os.Getenv("FETCH_URL"), fetch.WithCallOptions(region.ExpireAfter(exp)))
+			f, err := fetch.File(context.Background(), r, spec.URL, fetch.WithCallOptions(region.ExpireAfter(spec.Expire)))
 			if err != nil {
 				errs.Add(1)
 				fmt.Fprintln(os.Stderr, err)
@@ -55,7 +67,7 @@ func TestMain(m *testing.M) {
 			}
 			defer f.Close()
 			h := sha256.New()
-			if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != os.Getenv("FETCH_SHA256") {
+			if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != spec.SHA256 {
 				bad.Add(1)
 				return
 			}
@@ -63,60 +75,15 @@ func TestMain(m *testing.M) {
 		}()
 	}
 	wg.Wait()
-	r.Close()
-	fmt.Println(ok.Load(), bad.Load(), errs.Load())
-	os.Exit(0)
+	return fetchResult{int(ok.Load()), int(bad.Load()), int(errs.Load())}, nil
 }
 
-// runWorkers starts procs worker processes of gor goroutines each, releases
-// them at once, and returns the summed "ok bad errors".
-func runWorkers(t *testing.T, procs, gor int, env ...string) (ok, bad, errs int) {
+// runWorkers starts procs workers of spec, releases them at once, and
+// returns the summed ok, bad and errors.
+func runWorkers(t *testing.T, procs int, spec fetchSpec) (ok, bad, errs int) {
 	t.Helper()
-	type worker struct {
-		cmd *exec.Cmd
-		in  io.WriteCloser
-		out *bufio.Reader
-	}
-	var ws []worker
-	for range procs {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), append([]string{"REGIONCACHE_FETCH_HELPER=1", "FETCH_GOROUTINES=" + strconv.Itoa(gor)}, env...)...)
-		cmd.Stderr = os.Stderr
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		w := worker{cmd, in, bufio.NewReader(out)}
-		ws = append(ws, w)
-		t.Cleanup(func() { w.cmd.Process.Kill(); w.cmd.Wait() })
-	}
-	for _, w := range ws {
-		line, err := w.out.ReadString('\n')
-		if err != nil || strings.TrimSpace(line) != "ready" {
-			t.Fatalf("worker: %q, %v", line, err)
-		}
-	}
-	for _, w := range ws {
-		w.in.Close()
-	}
-	for _, w := range ws {
-		line, err := w.out.ReadString('\n')
-		if err != nil {
-			t.Fatalf("worker result: %v", err)
-		}
-		var o, b, e int
-		if _, err := fmt.Sscan(line, &o, &b, &e); err != nil {
-			t.Fatalf("worker result %q: %v", line, err)
-		}
-		ok, bad, errs = ok+o, bad+b, errs+e
-		w.cmd.Wait()
+	for _, r := range stampedetest.RunAll[fetchResult](t, procs, "fetch", func(int) any { return spec }) {
+		ok, bad, errs = ok+r.OK, bad+r.Bad, errs+r.Errors
 	}
 	return ok, bad, errs
 }
@@ -131,10 +98,10 @@ func TestOneDownloadAcrossProcesses(t *testing.T) {
 	srv := newServer(t, body)
 	srv.setDelay(200 * time.Millisecond) // callers overlap the download
 	sum := sha256.Sum256([]byte(body))
-	env := []string{"FETCH_DIR=" + t.TempDir(), "FETCH_URL=" + srv.URL + "/big.txt",
-		"FETCH_SHA256=" + hex.EncodeToString(sum[:]), "FETCH_EXPIRE=2s"}
+	spec := fetchSpec{Dir: t.TempDir(), URL: srv.URL + "/big.txt", SHA256: hex.EncodeToString(sum[:]),
+		Expire: 2 * time.Second, Goroutines: gor}
 
-	ok, bad, errs := runWorkers(t, procs, gor, env...)
+	ok, bad, errs := runWorkers(t, procs, spec)
 	t.Logf("cold: %d ok, %d bad, %d errors; %d requests, %d body bytes", ok, bad, errs, srv.requests.Load(), srv.bodyBytes.Load())
 	if ok != procs*gor || bad != 0 || errs != 0 {
 		t.Fatalf("cold: %d ok, %d bad, %d errors; want %d ok", ok, bad, errs, procs*gor)
@@ -144,7 +111,7 @@ func TestOneDownloadAcrossProcesses(t *testing.T) {
 	}
 
 	time.Sleep(2100 * time.Millisecond) // the record is now stale
-	ok, bad, errs = runWorkers(t, procs, gor, env...)
+	ok, bad, errs = runWorkers(t, procs, spec)
 	t.Logf("stale: %d ok, %d bad, %d errors; %d requests (%d conditional, %d 304), %d body bytes in all",
 		ok, bad, errs, srv.requests.Load(), srv.conditional.Load(), srv.notModified.Load(), srv.bodyBytes.Load())
 	if ok != procs*gor || bad != 0 || errs != 0 {
