@@ -17,105 +17,53 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/regioncache/regioncache/internal/servertest"
 )
 
 // RequireEnv is the environment variable that turns a missing memcached
 // into a test failure instead of a skip.
 const RequireEnv = "REGIONCACHE_REQUIRE_MEMCACHED"
 
-// Server is a private memcached process.
+// Server is a private memcached process. Its methods are safe for concurrent
+// use.
 type Server struct {
 	tb   testing.TB
 	bin  string
 	port int
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc atomic.Pointer[servertest.Process] // nil while stopped
 }
 
 // Start starts a private memcached (64 MiB, items up to 2 MiB) for tb and
-// registers its shutdown with tb.Cleanup.
+// registers its shutdown with tb.Cleanup. It skips tb when memcached is
+// missing (fails it when REGIONCACHE_REQUIRE_MEMCACHED=1) and fails tb when
+// the server does not come up.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			tb.Fatalf("memcached not found in PATH and %s=1: %v", RequireEnv, err)
-		}
-		tb.Skipf("memcached not found in PATH (set %s=1 to make this a failure): %v", RequireEnv, err)
+	s := &Server{tb: tb, bin: servertest.Binary(tb, "memcached", RequireEnv)}
+	if err := servertest.OnPort(0, 5, func(p int) error { s.port = p; return s.start() }); err != nil {
+		tb.Fatalf("memcachedtest: starting memcached: %v", err)
 	}
-	s := &Server{tb: tb, bin: bin}
-	var last error
-	for attempt := 0; attempt < 5; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		s.port = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if last = s.start(); last == nil {
-			tb.Cleanup(s.Stop)
-			return s
-		}
-	}
-	tb.Fatalf("memcachedtest: starting memcached: %v", last)
-	return nil
+	tb.Cleanup(s.Stop)
+	return s
 }
 
+// start launches the process on s.port and waits until it answers
+// "version".
 func (s *Server) start() error {
 	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "0", "-m", "64", "-I", "2m", "-c", "1024"}
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "root")
 	}
-	cmd := exec.Command(s.bin, args...)
-	setDeathSignal(cmd)
-	out, err := cmd.StderrPipe()
+	p, err := servertest.Start(fmt.Sprintf("memcached on port %d", s.port), exec.Command(s.bin, args...), s.version, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("exec %s: %w", s.bin, err)
-	}
-	done := make(chan struct{})
-	var outMu sync.Mutex
-	var text strings.Builder
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			outMu.Lock()
-			if text.Len() < 4096 {
-				text.WriteString(sc.Text() + "\n")
-			}
-			outMu.Unlock()
-		}
-	}()
-	go func() { _ = cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := s.version(); err == nil {
-			break
-		}
-		select {
-		case <-done:
-			outMu.Lock()
-			defer outMu.Unlock()
-			return fmt.Errorf("memcached on port %d exited: %s", s.port, strings.TrimSpace(text.String()))
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-done
-			return fmt.Errorf("memcached on port %d did not answer within 10s", s.port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
+	s.proc.Store(p)
 	return nil
 }
 
@@ -145,30 +93,16 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 // Stop kills the server and waits for it to exit. It is idempotent and is
 // called when the test ends.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
+func (s *Server) Stop() { s.proc.Swap(nil).Stop() }
 
-// Restart stops the server and starts an empty one on the same port.
+// Restart stops the server and starts an empty one on the same port. It
+// fails the test if the server does not come back.
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Stop()
-	var err error
-	for attempt := 0; attempt < 50; attempt++ {
-		if err = s.start(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := servertest.Retry(50, 100*time.Millisecond, s.start); err != nil {
+		s.tb.Fatalf("memcachedtest: restarting memcached on port %d: %v", s.port, err)
 	}
-	s.tb.Fatalf("memcachedtest: restarting memcached on port %d: %v", s.port, err)
 }
 
 // Stats returns the server's general statistics ("stats"): for example

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/regioncache/regioncache/internal/servertest"
 )
 
 // Cluster is a private Redis Cluster: three masters, each with one replica,
@@ -33,13 +35,7 @@ const clusterNodeTimeout = 3000 * time.Millisecond
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	redisServer(tb)
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			tb.Fatalf("redis-cli not found in PATH and %s=1: %v", RequireEnv, err)
-		}
-		tb.Skipf("redis-cli not found in PATH: %v", err)
-	}
+	cli := servertest.Binary(tb, "redis-cli", RequireEnv)
 	c := &Cluster{tb: tb}
 	root := tb.TempDir()
 	for i := 0; i < 6; i++ {

@@ -13,7 +13,6 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -22,11 +21,13 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/regioncache/regioncache/internal/servertest"
 )
 
 // RequireEnv is the environment variable that turns a missing redis-server
@@ -43,9 +44,7 @@ type Server struct {
 	extra    []string // more redis-server arguments
 	sentinel string   // a sentinel's configuration file ("": a server)
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc atomic.Pointer[servertest.Process] // nil while stopped
 }
 
 // Start starts a private redis-server for tb and registers its shutdown with
@@ -59,14 +58,7 @@ func Start(tb testing.TB) *Server {
 // redisServer returns the path of redis-server, or skips (fails) tb.
 func redisServer(tb testing.TB) string {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			tb.Fatalf("redis-server not found in PATH and %s=1: %v", RequireEnv, err)
-		}
-		tb.Skipf("redis-server not found in PATH (set %s=1 to make this a failure): %v", RequireEnv, err)
-	}
-	return bin
+	return servertest.Binary(tb, "redis-server", RequireEnv)
 }
 
 // startWith starts a server in dir with extra arguments, on port (0: a free
@@ -74,32 +66,20 @@ func redisServer(tb testing.TB) string {
 func startWith(tb testing.TB, dir string, extra []string, port int) *Server {
 	tb.Helper()
 	s := &Server{tb: tb, bin: redisServer(tb), dir: dir, extra: extra}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		p := port
-		if p == 0 {
-			var err error
-			if p, err = freePort(); err != nil {
-				tb.Fatalf("redistest: finding a free port: %v", err)
-			}
-		}
-		s.port = p
-		if lastErr = s.start(); lastErr == nil {
-			tb.Cleanup(s.Stop)
-			return s
-		}
+	if err := s.launch(port); err != nil {
+		tb.Fatalf("redistest: starting redis-server: %v", err)
 	}
-	tb.Fatalf("redistest: starting redis-server: %v", lastErr)
-	return nil
+	return s
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// launch starts s on port (0: a free one), trying a few times, and registers
+// its Stop with the test's cleanup.
+func (s *Server) launch(port int) error {
+	err := servertest.OnPort(port, 5, func(p int) error { s.port = p; return s.start() })
+	if err == nil {
+		s.tb.Cleanup(s.Stop)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return err
 }
 
 // start launches the process on s.port and waits until it answers PING.
@@ -126,61 +106,17 @@ func (s *Server) start() error {
 	args = append(args, s.extra...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
-	setDeathSignal(cmd)
-	stdout, err := cmd.StdoutPipe()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	p, err := servertest.Start(fmt.Sprintf("redis-server on port %d", s.port), cmd, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		return c.Ping(ctx).Err()
+	}, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("exec %s: %w", s.bin, err)
-	}
-	done := make(chan struct{})
-	var outMu sync.Mutex
-	var out strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			outMu.Lock()
-			if out.Len() < 8192 {
-				out.WriteString(sc.Text())
-				out.WriteByte('\n')
-			}
-			outMu.Unlock()
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-done:
-			outMu.Lock()
-			defer outMu.Unlock()
-			return fmt.Errorf("redis-server on port %d exited: %s", s.port, strings.TrimSpace(out.String()))
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-done
-			return fmt.Errorf("redis-server on port %d did not answer PING within 10s: %v", s.port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
+	s.proc.Store(p)
 	return nil
 }
 
@@ -203,17 +139,7 @@ func (s *Server) Client() *redis.Client {
 
 // Stop kills the server and waits for it to exit. It is idempotent, and is
 // called automatically when the test ends.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
+func (s *Server) Stop() { s.proc.Swap(nil).Stop() }
 
 // Restart stops the server and starts a fresh one on the same port (with no
 // data: persistence is off). down, if positive, is how long the server stays
@@ -224,14 +150,10 @@ func (s *Server) Restart(down time.Duration) {
 	if down > 0 {
 		time.Sleep(down)
 	}
-	var err error
-	for attempt := 0; attempt < 50; attempt++ {
-		if err = s.start(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond) // the port may linger briefly
+	// The port may linger briefly.
+	if err := servertest.Retry(50, 100*time.Millisecond, s.start); err != nil {
+		s.tb.Fatalf("redistest: restarting redis-server on port %d: %v", s.port, err)
 	}
-	s.tb.Fatalf("redistest: restarting redis-server on port %d: %v", s.port, err)
 }
 
 // CommandStats returns how many times each command has been called since the
@@ -286,13 +208,11 @@ func ParseCommandStats(info string) (map[string]int64, error) {
 // signal sends sig to the running server, failing the test if there is none.
 func (s *Server) signal(sig os.Signal) {
 	s.tb.Helper()
-	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if cmd == nil {
+	p := s.proc.Load()
+	if p == nil {
 		s.tb.Fatalf("redistest: server on port %d is not running", s.port)
 	}
-	if err := cmd.Process.Signal(sig); err != nil {
+	if err := p.Signal(sig); err != nil {
 		s.tb.Fatalf("redistest: signal %v to server on port %d: %v", sig, s.port, err)
 	}
 }
@@ -303,8 +223,4 @@ func (s *Server) Kill() { s.Stop() }
 
 // Running reports whether the server process is running (started and not
 // stopped or killed through the Server).
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cmd != nil
-}
+func (s *Server) Running() bool { return s.proc.Load() != nil }

@@ -52,19 +52,9 @@ func StartSentinel(tb testing.TB) *Sentinel {
 			tb.Fatal(err)
 		}
 		sn := &Server{tb: tb, bin: redisServer(tb), dir: d, sentinel: conf}
-		var err error
-		for attempt := 0; attempt < 5; attempt++ {
-			if sn.port, err = freePort(); err != nil {
-				tb.Fatal(err)
-			}
-			if err = sn.start(); err == nil {
-				break
-			}
-		}
-		if err != nil {
+		if err := sn.launch(0); err != nil {
 			tb.Fatalf("redistest: starting a sentinel: %v", err)
 		}
-		tb.Cleanup(sn.Stop)
 		s.Sentinels = append(s.Sentinels, sn)
 	}
 	if err := s.WaitReady(30 * time.Second); err != nil {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package memcachedtest
+package servertest
 
 import (
 	"os/exec"
@@ -8,7 +8,7 @@ import (
 )
 
 // setDeathSignal makes the kernel kill the server if the test process dies
-// without cleaning up.
+// without cleaning up, so no server outlives a crashed test binary.
 func setDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
