@@ -32,13 +32,7 @@ import (
 func TestMain(m *testing.M) {
 	kinds := map[string]stampedetest.WorkerFunc{}
 	for _, mode := range []string{"hold", "nested", "evict", "crashwriter", "bigwriter", "load"} {
-		kinds[mode] = func(decode func(any) error) (any, error) {
-			var spec fsSpec
-			if err := decode(&spec); err != nil {
-				return nil, err
-			}
-			return runHelper(mode, spec)
-		}
+		kinds[mode] = stampedetest.Kind(func(spec fsSpec) (any, error) { return runHelper(mode, spec) })
 	}
 	stampedetest.Main(m, kinds)
 }
@@ -102,9 +96,7 @@ func runHelper(mode string, spec fsSpec) (helperResult, error) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for i := range spec.Goroutines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				key := fmt.Sprintf("outer-%d", i%3)
 				v, err := region.GetOrCreate(ctx, r, key, func(ctx context.Context) (string, error) {
 					creations.Add(1)
@@ -123,7 +115,7 @@ func runHelper(mode string, spec fsSpec) (helperResult, error) {
 				} else if v != key+"/in" {
 					res.Errors = append(res.Errors, "unexpected value "+v)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 	case "evict": // write N entries

@@ -20,7 +20,7 @@ import (
 // TestMain lets the test binary be the worker processes of the file
 // stampede (fileWorker, through internal/stampedetest).
 func TestMain(m *testing.M) {
-	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{"getorcreatefile": fileWorker})
+	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{"getorcreatefile": stampedetest.Kind(fileWorker)})
 }
 
 // fileSpec is what a fileWorker does: Goroutines callers on the rawfs
@@ -35,11 +35,7 @@ type fileResult struct{ Creations, Errors, Bad int }
 
 // fileWorker runs, once released, its goroutines' GetOrCreateFile calls on
 // one key, and counts creations, errors, and files that read back wrong.
-func fileWorker(decode func(any) error) (any, error) {
-	var spec fileSpec
-	if err := decode(&spec); err != nil {
-		return nil, err
-	}
+func fileWorker(spec fileSpec) (any, error) {
 	r, err := region.Open("rawfs", backends.Args{"base_dir": spec.Dir})
 	if err != nil {
 		return nil, err
@@ -49,9 +45,7 @@ func fileWorker(decode func(any) error) (any, error) {
 	var creations, errs, bad atomic.Int64
 	var wg sync.WaitGroup
 	for range spec.Goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			f, err := region.GetOrCreateFile(context.Background(), r, "big", func(ctx context.Context) (*os.File, error) {
 				creations.Add(1)
 				tmp, err := r.CreateTemp("big-*")
@@ -70,7 +64,7 @@ func fileWorker(decode func(any) error) (any, error) {
 			if b, err := io.ReadAll(f); err != nil || !bytes.Equal(b, fileValue()) {
 				bad.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return fileResult{int(creations.Load()), int(errs.Load()), int(bad.Load())}, nil

@@ -57,12 +57,8 @@ func universal(conn backends.Args) goredis.UniversalClient {
 // "creations:<key>" on the servers (a write that can fail mid-fail-over) and
 // returns "fresh-<key>-<pid>". It reports each value with the key asked for,
 // the failed calls, the callers that gave up, and its region's stats.
-func topoWorker(decode func(any) error) (any, error) {
+func topoWorker(spec topoSpec) (any, error) {
 	ctx := context.Background()
-	var spec topoSpec
-	if err := decode(&spec); err != nil {
-		return nil, err
-	}
 	args := backends.Args{"prefix": spec.Prefix, "lock_timeout": "2s", "socket_timeout": "1s"}
 	for k, v := range spec.Conn {
 		args[k] = v
@@ -76,9 +72,8 @@ func topoWorker(decode func(any) error) (any, error) {
 	defer c.Close()
 	const goroutines = 32
 	var warm sync.WaitGroup
-	for g := 0; g < goroutines; g++ {
-		warm.Add(1)
-		go func() { defer warm.Done(); _, _ = region.Get[string](ctx, r, "warm-up") }()
+	for range goroutines {
+		warm.Go(func() { _, _ = region.Get[string](ctx, r, "warm-up") })
 	}
 	warm.Wait()
 	stampedetest.Ready()
@@ -87,10 +82,8 @@ func topoWorker(decode func(any) error) (any, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	res := topoResult{Values: map[string]map[string]int{}}
-	for g := 0; g < goroutines; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range goroutines {
+		wg.Go(func() {
 			for pass := 0; pass == 0 || time.Since(began) < spec.RunFor; pass++ {
 				if pass > 0 {
 					time.Sleep(20 * time.Millisecond)
@@ -126,7 +119,7 @@ func topoWorker(decode func(any) error) (any, error) {
 					}
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	st := r.Stats()

@@ -102,9 +102,25 @@ func Start(what string, cmd *exec.Cmd, ready func() error, timeout time.Duration
 		_ = r.Close()
 		return nil, fmt.Errorf("exec %s: %w", cmd.Path, err)
 	}
-	out := &output{}
+	// The first 8 KiB of output, for errors; the rest is drained.
+	var text []byte
 	copied := make(chan struct{})
-	go func() { _, _ = io.Copy(out, r); _ = r.Close(); close(copied) }()
+	go func() {
+		text, _ = io.ReadAll(io.LimitReader(r, 8192))
+		close(copied)
+		_, _ = io.Copy(io.Discard, r)
+		_ = r.Close()
+	}()
+	// lastWords returns the output once the process has exited, unless a
+	// child still holds its stdout.
+	lastWords := func() string {
+		select {
+		case <-copied:
+			return strings.TrimSpace(string(text))
+		case <-time.After(time.Second):
+			return "(unavailable: the output is still open)"
+		}
+	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	deadline := time.Now().Add(timeout)
@@ -115,16 +131,12 @@ func Start(what string, cmd *exec.Cmd, ready func() error, timeout time.Duration
 		}
 		select {
 		case <-p.done:
-			select { // the last words of the server, unless a child holds its stdout
-			case <-copied:
-			case <-time.After(time.Second):
-			}
-			return nil, fmt.Errorf("%s exited: %s", what, out)
+			return nil, fmt.Errorf("%s exited: %s", what, lastWords())
 		default:
 		}
 		if time.Now().After(deadline) {
 			p.Stop()
-			return nil, fmt.Errorf("%s did not answer within %v: %v; output: %s", what, timeout, err, out)
+			return nil, fmt.Errorf("%s did not answer within %v: %v; output: %s", what, timeout, err, lastWords())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -142,24 +154,3 @@ func (p *Process) Stop() {
 
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
-
-// output keeps the first 8 KiB written to it.
-type output struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (o *output) Write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if room := 8192 - o.b.Len(); room > 0 {
-		o.b.Write(b[:min(len(b), room)])
-	}
-	return len(b), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return strings.TrimSpace(o.b.String())
-}

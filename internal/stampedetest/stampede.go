@@ -1,20 +1,13 @@
 package stampedetest
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/regioncache/regioncache/backends"
-	"github.com/regioncache/regioncache/lock"
-	"github.com/regioncache/regioncache/region"
 )
 
 // StampedeKind is the kind of the built-in stampede worker ([Spec]); [Main]
@@ -53,76 +46,6 @@ type Call struct {
 	Value   string        // the value returned ("" after an error)
 	Latency time.Duration // from the release to the call's return
 	Return  int64         // wall clock of the return, Unix ns
-}
-
-// stampedeWorker opens the region, warms it up as a long-running process
-// would be (a pooled connection per caller, the lock's subscription), waits
-// for the release, and runs the callers.
-func stampedeWorker(decode func(any) error) (any, error) {
-	var spec Spec
-	if err := decode(&spec); err != nil {
-		return nil, err
-	}
-	var opts []region.Option
-	if spec.Expiration > 0 {
-		opts = append(opts, region.WithExpiration(spec.Expiration))
-	}
-	r, err := region.Open(spec.Backend, spec.Args, opts...)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	ctx := context.Background()
-	var warm sync.WaitGroup
-	for range spec.Goroutines {
-		warm.Add(1)
-		go func() { defer warm.Done(); _, _ = region.Get[string](ctx, r, "warm-up") }()
-	}
-	warm.Wait()
-	if l, ok := r.Backend().(backends.Locking); ok && l.Locker() != nil {
-		if w, ok := l.Locker().(lock.Waiter); ok {
-			_ = w.WaitUnlocked(ctx, "warm-up")
-		}
-	}
-	fresh := FreshPrefix + strconv.Itoa(os.Getpid())
-	Ready()
-	var res Result
-	var created atomic.Int64
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range spec.Goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			var v string
-			var err error
-			if spec.ReadOnly {
-				v, err = region.Get[string](ctx, r, spec.Key, region.IgnoreExpiration())
-			} else {
-				v, err = region.GetOrCreate(ctx, r, spec.Key, func(ctx context.Context) (string, error) {
-					created.Add(1)
-					time.Sleep(spec.Work)
-					mu.Lock()
-					res.CreatorEnd = time.Now().UnixNano()
-					mu.Unlock()
-					return fresh, nil
-				})
-			}
-			now := time.Now()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Errors = append(res.Errors, err.Error())
-				v = ""
-			}
-			res.Calls = append(res.Calls, Call{Value: v, Latency: now.Sub(start), Return: now.UnixNano()})
-		}()
-	}
-	wg.Wait()
-	st := r.Stats()
-	res.Created, res.Creations, res.StaleServed = int(created.Load()), st.Creations, st.StaleServed
-	return res, nil
 }
 
 // Outcome is what all the workers of one stampede reported, one [Result] per
@@ -288,6 +211,18 @@ func (s Served) String() string {
 	}
 	return fmt.Sprintf("%d callers served the stale value (%d within 1ms, slowest stale %v), %d the new one; stale callers' latency %s",
 		s.Stale, Within(s.StaleLatencies, time.Millisecond), slowest, s.Fresh, Distribution(s.StaleLatencies))
+}
+
+// AllStaleErr reports, as an error, unless exactly one caller got a created
+// value and every other one the stale value, each counted by its region as
+// served stale; otherwise it returns nil. It is what an expired-key
+// stampede whose creator outlasts the callers' arrival must show.
+func (o Outcome) AllStaleErr(stale string) error {
+	s, n := o.Served(stale), len(o.Calls())
+	if s.Fresh != 1 || s.Stale != n-1 || o.StaleServed() != int64(s.Stale) {
+		return fmt.Errorf("fresh %d, stale %d (regions counted %d stale served); want 1 and %d", s.Fresh, s.Stale, o.StaleServed(), n-1)
+	}
+	return nil
 }
 
 // Expired runs one stampede of procs processes with spec on a key whose

@@ -70,6 +70,30 @@ func TestColdErr(t *testing.T) {
 	}
 }
 
+func TestAllStaleErr(t *testing.T) {
+	stale := func(n int) []stampedetest.Call {
+		cs := make([]stampedetest.Call, n)
+		for i := range cs {
+			cs[i].Value = "old"
+		}
+		return cs
+	}
+	creator := stampedetest.Result{Created: 1, StaleServed: 2, Calls: append(stale(2), stampedetest.Call{Value: "fresh-1"})}
+	if err := (stampedetest.Outcome{creator, {StaleServed: 3, Calls: stale(3)}}).AllStaleErr("old"); err != nil {
+		t.Fatal(err)
+	}
+	for name, o := range map[string]stampedetest.Outcome{
+		"no creation":        {{StaleServed: 3, Calls: stale(3)}},
+		"two fresh":          {creator, creator},
+		"stale not counted":  {creator, {Calls: stale(3)}},
+		"a value of neither": {creator, {StaleServed: 1, Calls: []stampedetest.Call{{Value: "old"}, {Value: "x"}}}},
+	} {
+		if o.AllStaleErr("old") == nil {
+			t.Errorf("%s: AllStaleErr = nil", name)
+		}
+	}
+}
+
 // coldStampede runs the DESIGN §9 cold-key measurement: rounds of 8 × 32
 // callers on one cold key with a 200 ms creator; exactly one creation per
 // round, and the tail (the last caller's return after the creator's end;

@@ -6,7 +6,8 @@
 // Two layers:
 //
 //   - Workers of any kind. A using package's TestMain calls [Main] with the
-//     kinds of worker it defines (a [WorkerFunc] each); a test starts them
+//     kinds of worker it defines (a [WorkerFunc] each, usually made by
+//     [Kind]); a test starts them
 //     with [Launch], [LaunchAll] or [RunAll]. A worker says "ready" ([Ready])
 //     and waits until the parent releases it (closes its stdin); the parent
 //     reads its result, one JSON value.
@@ -49,6 +50,18 @@ const (
 // released may instead [Say] "ready" and never return.
 type WorkerFunc func(spec func(v any) error) (result any, err error)
 
+// Kind makes a [WorkerFunc] of a function of the decoded spec: f gets the
+// value of type S the parent gave [Launch].
+func Kind[S any](f func(spec S) (any, error)) WorkerFunc {
+	return func(decode func(any) error) (any, error) {
+		var spec S
+		if err := decode(&spec); err != nil {
+			return nil, fmt.Errorf("stampedetest: decoding the spec: %w", err)
+		}
+		return f(spec)
+	}
+}
+
 // envelope is the last thing a worker writes: its result or its error.
 type envelope struct {
 	Result json.RawMessage `json:",omitempty"`
@@ -66,7 +79,7 @@ func Main(m *testing.M, kinds map[string]WorkerFunc) {
 	}
 	f := kinds[kind]
 	if kind == StampedeKind {
-		f = stampedeWorker
+		f = Kind(stampedeWorker)
 	}
 	var env envelope
 	if f == nil {
@@ -119,15 +132,15 @@ func Launch(t testing.TB, kind string, spec any) *Worker {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), KindEnv+"="+kind, SpecEnv+"="+string(js))
 	cmd.Stderr = os.Stderr
+	var out io.ReadCloser
 	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		out, err = cmd.StdoutPipe()
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		err = cmd.Start()
 	}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		t.Fatalf("stampedetest: starting a %s worker: %v", kind, err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })

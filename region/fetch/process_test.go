@@ -24,7 +24,7 @@ import (
 // TestMain lets the test binary be the worker processes of the
 // cross-process download (fetchWorker, through internal/stampedetest).
 func TestMain(m *testing.M) {
-	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{"fetch": fetchWorker})
+	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{"fetch": stampedetest.Kind(fetchWorker)})
 }
 
 // fetchSpec is what a fetchWorker does: Goroutines concurrent fetch.File
@@ -42,11 +42,7 @@ type fetchResult struct{ OK, Bad, Errors int }
 
 // fetchWorker runs, once released, its goroutines' fetch.File calls and
 // checks each body read.
-func fetchWorker(decode func(any) error) (any, error) {
-	var spec fetchSpec
-	if err := decode(&spec); err != nil {
-		return nil, err
-	}
+func fetchWorker(spec fetchSpec) (any, error) {
 	r, err := region.Open("rawfs", backends.Args{"base_dir": spec.Dir})
 	if err != nil {
 		return nil, err
@@ -56,9 +52,7 @@ func fetchWorker(decode func(any) error) (any, error) {
 	var ok, bad, errs atomic.Int64
 	var wg sync.WaitGroup
 	for range spec.Goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			f, err := fetch.File(context.Background(), r, spec.URL, fetch.WithCallOptions(region.ExpireAfter(spec.Expire)))
 			if err != nil {
 				errs.Add(1)
@@ -72,7 +66,7 @@ func fetchWorker(decode func(any) error) (any, error) {
 				return
 			}
 			ok.Add(1)
-		}()
+		})
 	}
 	wg.Wait()
 	return fetchResult{int(ok.Load()), int(bad.Load()), int(errs.Load())}, nil
