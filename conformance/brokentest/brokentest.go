@@ -159,14 +159,16 @@ func Lookup(name string) (Fault, bool) {
 	return Fault{}, false
 }
 
-// Harness returns a conformance harness that opens a fresh memory backend
-// (with copy_values, since the wrappers do not declare keeps-values) wrapped
-// by f. Instances opened on the same directory share Env.Locks. The harness
-// has OpenWithTTL only if f declares storage expiry when given a TTL.
-func (f Fault) Harness() conformance.Harness {
+// Opener returns a function that opens instances of f: each a fresh memory
+// backend (with copy_values, since the wrappers do not declare keeps-values)
+// wrapped by f, given Env{Dir: dir, TTL: ttl}. Instances that one Opener
+// opens on the same dir share Env.Locks. It is safe for concurrent use.
+// Harness opens its instances with it, and so does a plugin serving f (the
+// test plugin of package plugins).
+func (f Fault) Opener() func(dir string, ttl time.Duration) (backends.Backend, error) {
 	var mu sync.Mutex
 	locks := map[string]*lock.Keyed{}
-	open := func(dir string, ttl time.Duration) (backends.Backend, error) {
+	return func(dir string, ttl time.Duration) (backends.Backend, error) {
 		mu.Lock()
 		k := locks[dir]
 		if k == nil {
@@ -180,6 +182,13 @@ func (f Fault) Harness() conformance.Harness {
 		}
 		return f.Wrap(m, Env{Dir: dir, Locks: k, TTL: ttl}), nil
 	}
+}
+
+// Harness returns a conformance harness that opens instances of f as
+// Opener does. The harness has OpenWithTTL only if f declares storage expiry
+// when given a TTL.
+func (f Fault) Harness() conformance.Harness {
+	open := f.Opener()
 	h := conformance.Harness{
 		Name:                f.Name,
 		LockEndsWithContext: f.LockEndsWithContext,

@@ -5,7 +5,8 @@
 //
 //	regioncache-backend-v99     speaks only plugin protocol version 99
 //	regioncache-backend-broken  a memory backend that drops values larger
-//	                            than 1 MiB and ignores deletes
+//	                            than 1 MiB and ignores deletes (brokentest's
+//	                            DropsLargeValues and IgnoresDelete)
 //	regioncache-backend-fault-X a memory backend wrapped by the brokentest
 //	                            wrapper X (arguments dir and ttl)
 //	regioncache-backend-locks   a memory backend whose instances share one
@@ -24,7 +25,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +59,7 @@ func main() {
 			if err != nil {
 				return nil, err
 			}
-			return broken{b}, nil
+			return brokentest.IgnoresDelete(brokentest.DropsLargeValues(b)), nil
 		}, version)
 		return
 	case "locks":
@@ -94,15 +94,15 @@ func main() {
 var version = plugins.WithVersion("testplugin-1.2.3")
 
 // serveFault serves a memory backend wrapped by the brokentest wrapper
-// called name. Instances opened on one dir share a keyed lock.
+// called name, opened by its Opener: instances opened on one dir share a
+// keyed lock.
 func serveFault(name string) {
 	fault, ok := brokentest.Lookup(name)
 	if !ok {
 		fmt.Fprintf(os.Stderr, "testplugin: no brokentest wrapper %q\n", name)
 		os.Exit(2)
 	}
-	var mu sync.Mutex
-	locks := map[string]*lock.Keyed{}
+	open := fault.Opener()
 	plugins.Serve(func(args backends.Args) (backends.Backend, error) {
 		if err := args.Only("dir", "ttl"); err != nil {
 			return nil, err
@@ -115,18 +115,7 @@ func serveFault(name string) {
 		if err != nil {
 			return nil, err
 		}
-		mu.Lock()
-		k := locks[dir]
-		if k == nil {
-			k = lock.NewKeyed()
-			locks[dir] = k
-		}
-		mu.Unlock()
-		m, err := memory.Open(backends.Args{"copy_values": true})
-		if err != nil {
-			return nil, err
-		}
-		return fault.Wrap(m, brokentest.Env{Dir: dir, Locks: k, TTL: ttl}), nil
+		return open(dir, ttl)
 	}, version)
 }
 
@@ -175,18 +164,6 @@ func (v99) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return nil }
 func (v99) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
 	return nil, nil
 }
-
-// broken drops large values and ignores deletes.
-type broken struct{ backends.Backend }
-
-func (b broken) Set(ctx context.Context, key string, e backends.Entry) error {
-	if len(e.Payload) > 1<<20 {
-		return nil
-	}
-	return b.Backend.Set(ctx, key, e)
-}
-
-func (b broken) Delete(ctx context.Context, key string) error { return nil }
 
 // profile writes a CPU profile of the plugin process to
 // $REGIONCACHE_TESTPLUGIN_CPUPROFILE (with the process id appended) for
