@@ -132,10 +132,9 @@ func (o Outcome) Tail() time.Duration {
 	return time.Duration(last - end)
 }
 
-// ColdErr reports, as an error, how a cold-key stampede went wrong: unless
-// exactly one creator ran, the regions counted exactly one creation, and
-// every caller got the value that creation made, it says what happened;
-// otherwise it returns nil.
+// ColdErr checks a cold-key stampede: it returns nil if exactly one creator
+// ran, the regions counted exactly one creation, and every caller got the
+// value that creation made, and otherwise an error saying what happened.
 func (o Outcome) ColdErr() error {
 	calls := o.Calls()
 	if n := o.Created(); n != 1 {
@@ -213,10 +212,10 @@ func (s Served) String() string {
 		s.Stale, Within(s.StaleLatencies, time.Millisecond), slowest, s.Fresh, Distribution(s.StaleLatencies))
 }
 
-// AllStaleErr reports, as an error, unless exactly one caller got a created
-// value and every other one the stale value, each counted by its region as
-// served stale; otherwise it returns nil. It is what an expired-key
-// stampede whose creator outlasts the callers' arrival must show.
+// AllStaleErr checks an expired-key stampede whose creator outlasts the
+// callers' arrival: it returns nil if exactly one caller got a created value
+// and every other one the value stale, each counted by its region as served
+// stale, and otherwise an error saying what happened.
 func (o Outcome) AllStaleErr(stale string) error {
 	s, n := o.Served(stale), len(o.Calls())
 	if s.Fresh != 1 || s.Stale != n-1 || o.StaleServed() != int64(s.Stale) {

@@ -7,10 +7,9 @@
 //
 //   - Workers of any kind. A using package's TestMain calls [Main] with the
 //     kinds of worker it defines (a [WorkerFunc] each, usually made by
-//     [Kind]); a test starts them
-//     with [Launch], [LaunchAll] or [RunAll]. A worker says "ready" ([Ready])
-//     and waits until the parent releases it (closes its stdin); the parent
-//     reads its result, one JSON value.
+//     [Kind]); a test starts them with [Launch], [LaunchAll] or [RunAll]. A
+//     worker says "ready" ([Ready]) and waits until the parent releases it
+//     (closes its stdin); the parent reads its result, one JSON value.
 //   - The stampede, a built-in kind: each worker opens a region on the
 //     backend and arguments the test names ([Spec]) and runs GetOrCreate on
 //     one key from many goroutines; [Run], [Cold] and [Expired] start the
