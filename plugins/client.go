@@ -127,12 +127,21 @@ type proc struct {
 
 func (p *proc) alive() bool { return !p.dead.Load() && !p.client.Exited() }
 
-// calls returns the process's Calls stream, opening it if needed.
+// calls returns the process's carrier of small calls (a channel, or the
+// Calls stream), opening it if needed.
 func (p *proc) calls() (*mux, error) {
 	p.muxMu.Lock()
 	defer p.muxMu.Unlock()
 	if p.mux != nil && !p.mux.broken() {
 		return p.mux, nil
+	}
+	if p.version >= 3 {
+		// A channel where the plugin offers one; the Calls stream where it
+		// cannot (another system, a full disk, a plugin that lies).
+		if m, err := openChannel(context.Background(), p.rpc); err == nil {
+			p.mux = m
+			return m, nil
+		}
 	}
 	m, err := newMux(p.rpc)
 	if err != nil {

@@ -17,9 +17,10 @@ import (
 // dropped. The stream breaks when the process dies, and the next call
 // opens a new one.
 type mux struct {
-	out    *combiner[*pb.Call]
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the stream broke
+	carrier callCarrier
+	out     *combiner[*pb.Call]
+	cancel  func()        // ends the carrier
+	done    chan struct{} // closed when the stream broke
 
 	mu      sync.Mutex
 	next    uint64
@@ -40,6 +41,13 @@ func callSize(c *pb.Call) int {
 	return 16
 }
 
+// callCarrier carries the host's call batches and the plugin's replies: a
+// Calls stream, or a channel (see channel.go).
+type callCarrier interface {
+	Send(*pb.CallBatch) error
+	Recv() (*pb.ReplyBatch, error)
+}
+
 // newMux opens a Calls stream on c.
 func newMux(c pb.BackendClient) (*mux, error) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -48,21 +56,27 @@ func newMux(c pb.BackendClient) (*mux, error) {
 		cancel()
 		return nil, err
 	}
-	m := &mux{cancel: cancel, done: make(chan struct{}), pending: make(map[uint64]chan *pb.Reply)}
+	return newMuxOn(st, cancel), nil
+}
+
+// newMuxOn runs a mux over cc; stop ends cc (and with it a blocked Send or
+// Recv).
+func newMuxOn(cc callCarrier, stop func()) *mux {
+	m := &mux{carrier: cc, cancel: stop, done: make(chan struct{}), pending: make(map[uint64]chan *pb.Reply)}
 	m.out = newCombiner(func(cs []*pb.Call) error {
-		err := st.Send(&pb.CallBatch{Calls: cs})
+		err := cc.Send(&pb.CallBatch{Calls: cs})
 		if err != nil {
 			m.broke(err)
 		}
 		return err
 	}, callSize)
-	go m.read(st)
-	return m, nil
+	go m.read(cc)
+	return m
 }
 
-func (m *mux) read(st pb.Backend_CallsClient) {
+func (m *mux) read(cc callCarrier) {
 	for {
-		batch, err := st.Recv()
+		batch, err := cc.Recv()
 		if err != nil {
 			m.broke(err)
 			return

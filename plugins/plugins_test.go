@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -125,7 +126,7 @@ func TestUnknownProtocolVersion(t *testing.T) {
 	if !errors.Is(err, ErrProtocolVersion) {
 		t.Fatalf("Open(v99) = %v, want ErrProtocolVersion", err)
 	}
-	for _, s := range []string{"plugin v99", "version 99", "speaks versions 1 to 2"} {
+	for _, s := range []string{"plugin v99", "version 99", fmt.Sprintf("speaks versions %d to %d", MinProtocolVersion, ProtocolVersion)} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not say %q", err, s)
 		}

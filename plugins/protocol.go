@@ -13,9 +13,11 @@ import (
 // (both as host and as plugin); it also speaks every version down to
 // MinProtocolVersion. Hosts and plugins negotiate the highest version both
 // speak in the go-plugin handshake. Version 2 adds multiplexed small calls,
-// fenced stores, plugin information and file hand-over by path (see
-// backend.proto); a host talking to a version-1 plugin does without them.
-const ProtocolVersion = 2
+// fenced stores, plugin information and file hand-over by path; version 3
+// carries the small calls on a Unix socket of their own instead of a gRPC
+// stream (see backend.proto). A host talking to an older plugin does without
+// what it lacks.
+const ProtocolVersion = 3
 
 // MinProtocolVersion is the oldest plugin protocol version this package
 // speaks.

@@ -40,7 +40,19 @@ func (s *server) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
 // call runs in its own goroutine, so a slow one holds up no other; replies
 // that are ready together travel in one message.
 func (s *server) Calls(stream pb.Backend_CallsServer) error {
-	ctx := stream.Context()
+	return s.serveCalls(stream.Context(), stream)
+}
+
+// replyCarrier carries the plugin's replies and the host's call batches: a
+// Calls stream, or a channel (see channel.go).
+type replyCarrier interface {
+	Send(*pb.ReplyBatch) error
+	Recv() (*pb.CallBatch, error)
+}
+
+// serveCalls answers the calls arriving on stream until it ends; ctx is
+// the calls' parent context.
+func (s *server) serveCalls(ctx context.Context, stream replyCarrier) error {
 	out := newCombiner(func(rs []*pb.Reply) error { return stream.Send(&pb.ReplyBatch{Replies: rs}) }, replySize)
 	defer out.fail(context.Canceled)
 	var (

@@ -1492,6 +1492,66 @@ func (x *ReplyBatch) GetReplies() []*Reply {
 	return nil
 }
 
+type ChannelOffer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"` // "unix"
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"` // the socket's path
+	Token         []byte                 `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`     // the host's first frame
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelOffer) Reset() {
+	*x = ChannelOffer{}
+	mi := &file_backend_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelOffer) ProtoMessage() {}
+
+func (x *ChannelOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelOffer.ProtoReflect.Descriptor instead.
+func (*ChannelOffer) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ChannelOffer) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *ChannelOffer) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ChannelOffer) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type CreateTempRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
@@ -1502,7 +1562,7 @@ type CreateTempRequest struct {
 
 func (x *CreateTempRequest) Reset() {
 	*x = CreateTempRequest{}
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1574,7 @@ func (x *CreateTempRequest) String() string {
 func (*CreateTempRequest) ProtoMessage() {}
 
 func (x *CreateTempRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1587,7 @@ func (x *CreateTempRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTempRequest.ProtoReflect.Descriptor instead.
 func (*CreateTempRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{25}
+	return file_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateTempRequest) GetInstance() uint64 {
@@ -1557,7 +1617,7 @@ type FileRef struct {
 
 func (x *FileRef) Reset() {
 	*x = FileRef{}
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1629,7 @@ func (x *FileRef) String() string {
 func (*FileRef) ProtoMessage() {}
 
 func (x *FileRef) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1642,7 @@ func (x *FileRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileRef.ProtoReflect.Descriptor instead.
 func (*FileRef) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{26}
+	return file_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FileRef) GetPath() string {
@@ -1626,7 +1686,7 @@ type StorePathRequest struct {
 
 func (x *StorePathRequest) Reset() {
 	*x = StorePathRequest{}
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1698,7 @@ func (x *StorePathRequest) String() string {
 func (*StorePathRequest) ProtoMessage() {}
 
 func (x *StorePathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1711,7 @@ func (x *StorePathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorePathRequest.ProtoReflect.Descriptor instead.
 func (*StorePathRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{27}
+	return file_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StorePathRequest) GetInstance() uint64 {
@@ -1700,7 +1760,7 @@ type StorePathResponse struct {
 
 func (x *StorePathResponse) Reset() {
 	*x = StorePathResponse{}
-	mi := &file_backend_proto_msgTypes[28]
+	mi := &file_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1772,7 @@ func (x *StorePathResponse) String() string {
 func (*StorePathResponse) ProtoMessage() {}
 
 func (x *StorePathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[28]
+	mi := &file_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1785,7 @@ func (x *StorePathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorePathResponse.ProtoReflect.Descriptor instead.
 func (*StorePathResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{28}
+	return file_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StorePathResponse) GetTaken() bool {
@@ -1835,7 +1895,11 @@ const file_backend_proto_rawDesc = "" +
 	"\x03get\x18\x04 \x01(\v2\".regioncache.plugin.v1.GetResponseR\x03get\"D\n" +
 	"\n" +
 	"ReplyBatch\x126\n" +
-	"\areplies\x18\x01 \x03(\v2\x1c.regioncache.plugin.v1.ReplyR\areplies\"I\n" +
+	"\areplies\x18\x01 \x03(\v2\x1c.regioncache.plugin.v1.ReplyR\areplies\"X\n" +
+	"\fChannelOffer\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\fR\x05token\"I\n" +
 	"\x11CreateTempRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x18\n" +
 	"\apattern\x18\x02 \x01(\tR\apattern\"U\n" +
@@ -1851,7 +1915,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x04file\x18\x04 \x01(\v2\x1e.regioncache.plugin.v1.FileRefR\x04file\x12\x12\n" +
 	"\x04move\x18\x05 \x01(\bR\x04move\")\n" +
 	"\x11StorePathResponse\x12\x14\n" +
-	"\x05taken\x18\x01 \x01(\bR\x05taken2\xb5\x0f\n" +
+	"\x05taken\x18\x01 \x01(\bR\x05taken2\x87\x10\n" +
 	"\aBackend\x12O\n" +
 	"\x04Open\x12\".regioncache.plugin.v1.OpenRequest\x1a#.regioncache.plugin.v1.OpenResponse\x12M\n" +
 	"\x05Close\x12&.regioncache.plugin.v1.InstanceRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12L\n" +
@@ -1877,7 +1941,8 @@ const file_backend_proto_rawDesc = "" +
 	"\tSetFenced\x12!.regioncache.plugin.v1.SetRequest\x1a\x1c.regioncache.plugin.v1.Empty\x12V\n" +
 	"\n" +
 	"CreateTemp\x12(.regioncache.plugin.v1.CreateTempRequest\x1a\x1e.regioncache.plugin.v1.FileRef\x12b\n" +
-	"\rStoreFilePath\x12'.regioncache.plugin.v1.StorePathRequest\x1a(.regioncache.plugin.v1.StorePathResponseB8Z6github.com/regioncache/regioncache/plugins/internal/pbb\x06proto3"
+	"\rStoreFilePath\x12'.regioncache.plugin.v1.StorePathRequest\x1a(.regioncache.plugin.v1.StorePathResponse\x12P\n" +
+	"\vOpenChannel\x12\x1c.regioncache.plugin.v1.Empty\x1a#.regioncache.plugin.v1.ChannelOfferB8Z6github.com/regioncache/regioncache/plugins/internal/pbb\x06proto3"
 
 var (
 	file_backend_proto_rawDescOnce sync.Once
@@ -1891,7 +1956,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 	return file_backend_proto_rawDescData
 }
 
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_backend_proto_goTypes = []any{
 	(*Empty)(nil),             // 0: regioncache.plugin.v1.Empty
 	(*OpenRequest)(nil),       // 1: regioncache.plugin.v1.OpenRequest
@@ -1918,14 +1983,15 @@ var file_backend_proto_goTypes = []any{
 	(*CallBatch)(nil),         // 22: regioncache.plugin.v1.CallBatch
 	(*Reply)(nil),             // 23: regioncache.plugin.v1.Reply
 	(*ReplyBatch)(nil),        // 24: regioncache.plugin.v1.ReplyBatch
-	(*CreateTempRequest)(nil), // 25: regioncache.plugin.v1.CreateTempRequest
-	(*FileRef)(nil),           // 26: regioncache.plugin.v1.FileRef
-	(*StorePathRequest)(nil),  // 27: regioncache.plugin.v1.StorePathRequest
-	(*StorePathResponse)(nil), // 28: regioncache.plugin.v1.StorePathResponse
-	(*structpb.Struct)(nil),   // 29: google.protobuf.Struct
+	(*ChannelOffer)(nil),      // 25: regioncache.plugin.v1.ChannelOffer
+	(*CreateTempRequest)(nil), // 26: regioncache.plugin.v1.CreateTempRequest
+	(*FileRef)(nil),           // 27: regioncache.plugin.v1.FileRef
+	(*StorePathRequest)(nil),  // 28: regioncache.plugin.v1.StorePathRequest
+	(*StorePathResponse)(nil), // 29: regioncache.plugin.v1.StorePathResponse
+	(*structpb.Struct)(nil),   // 30: google.protobuf.Struct
 }
 var file_backend_proto_depIdxs = []int32{
-	29, // 0: regioncache.plugin.v1.OpenRequest.args:type_name -> google.protobuf.Struct
+	30, // 0: regioncache.plugin.v1.OpenRequest.args:type_name -> google.protobuf.Struct
 	3,  // 1: regioncache.plugin.v1.GetResponse.meta:type_name -> regioncache.plugin.v1.Meta
 	7,  // 2: regioncache.plugin.v1.GetMultiResponse.entries:type_name -> regioncache.plugin.v1.GetResponse
 	3,  // 3: regioncache.plugin.v1.SetRequest.meta:type_name -> regioncache.plugin.v1.Meta
@@ -1939,7 +2005,7 @@ var file_backend_proto_depIdxs = []int32{
 	7,  // 11: regioncache.plugin.v1.Reply.get:type_name -> regioncache.plugin.v1.GetResponse
 	23, // 12: regioncache.plugin.v1.ReplyBatch.replies:type_name -> regioncache.plugin.v1.Reply
 	3,  // 13: regioncache.plugin.v1.StorePathRequest.meta:type_name -> regioncache.plugin.v1.Meta
-	26, // 14: regioncache.plugin.v1.StorePathRequest.file:type_name -> regioncache.plugin.v1.FileRef
+	27, // 14: regioncache.plugin.v1.StorePathRequest.file:type_name -> regioncache.plugin.v1.FileRef
 	1,  // 15: regioncache.plugin.v1.Backend.Open:input_type -> regioncache.plugin.v1.OpenRequest
 	4,  // 16: regioncache.plugin.v1.Backend.Close:input_type -> regioncache.plugin.v1.InstanceRequest
 	5,  // 17: regioncache.plugin.v1.Backend.Get:input_type -> regioncache.plugin.v1.KeyRequest
@@ -1962,34 +2028,36 @@ var file_backend_proto_depIdxs = []int32{
 	0,  // 34: regioncache.plugin.v1.Backend.Info:input_type -> regioncache.plugin.v1.Empty
 	22, // 35: regioncache.plugin.v1.Backend.Calls:input_type -> regioncache.plugin.v1.CallBatch
 	11, // 36: regioncache.plugin.v1.Backend.SetFenced:input_type -> regioncache.plugin.v1.SetRequest
-	25, // 37: regioncache.plugin.v1.Backend.CreateTemp:input_type -> regioncache.plugin.v1.CreateTempRequest
-	27, // 38: regioncache.plugin.v1.Backend.StoreFilePath:input_type -> regioncache.plugin.v1.StorePathRequest
-	2,  // 39: regioncache.plugin.v1.Backend.Open:output_type -> regioncache.plugin.v1.OpenResponse
-	0,  // 40: regioncache.plugin.v1.Backend.Close:output_type -> regioncache.plugin.v1.Empty
-	7,  // 41: regioncache.plugin.v1.Backend.Get:output_type -> regioncache.plugin.v1.GetResponse
-	10, // 42: regioncache.plugin.v1.Backend.Fetch:output_type -> regioncache.plugin.v1.Chunk
-	0,  // 43: regioncache.plugin.v1.Backend.Set:output_type -> regioncache.plugin.v1.Empty
-	0,  // 44: regioncache.plugin.v1.Backend.SetStream:output_type -> regioncache.plugin.v1.Empty
-	0,  // 45: regioncache.plugin.v1.Backend.Delete:output_type -> regioncache.plugin.v1.Empty
-	8,  // 46: regioncache.plugin.v1.Backend.GetMulti:output_type -> regioncache.plugin.v1.GetMultiResponse
-	0,  // 47: regioncache.plugin.v1.Backend.SetMulti:output_type -> regioncache.plugin.v1.Empty
-	0,  // 48: regioncache.plugin.v1.Backend.DeleteMulti:output_type -> regioncache.plugin.v1.Empty
-	13, // 49: regioncache.plugin.v1.Backend.Lock:output_type -> regioncache.plugin.v1.LockResponse
-	13, // 50: regioncache.plugin.v1.Backend.TryLock:output_type -> regioncache.plugin.v1.LockResponse
-	0,  // 51: regioncache.plugin.v1.Backend.Unlock:output_type -> regioncache.plugin.v1.Empty
-	0,  // 52: regioncache.plugin.v1.Backend.LockContextDone:output_type -> regioncache.plugin.v1.Empty
-	16, // 53: regioncache.plugin.v1.Backend.EvictTag:output_type -> regioncache.plugin.v1.CountResponse
-	17, // 54: regioncache.plugin.v1.Backend.List:output_type -> regioncache.plugin.v1.EntryInfo
-	18, // 55: regioncache.plugin.v1.Backend.StorageStats:output_type -> regioncache.plugin.v1.StatsResponse
-	19, // 56: regioncache.plugin.v1.Backend.OpenFile:output_type -> regioncache.plugin.v1.FileFrame
-	0,  // 57: regioncache.plugin.v1.Backend.StoreFile:output_type -> regioncache.plugin.v1.Empty
-	20, // 58: regioncache.plugin.v1.Backend.Info:output_type -> regioncache.plugin.v1.InfoResponse
-	24, // 59: regioncache.plugin.v1.Backend.Calls:output_type -> regioncache.plugin.v1.ReplyBatch
-	0,  // 60: regioncache.plugin.v1.Backend.SetFenced:output_type -> regioncache.plugin.v1.Empty
-	26, // 61: regioncache.plugin.v1.Backend.CreateTemp:output_type -> regioncache.plugin.v1.FileRef
-	28, // 62: regioncache.plugin.v1.Backend.StoreFilePath:output_type -> regioncache.plugin.v1.StorePathResponse
-	39, // [39:63] is the sub-list for method output_type
-	15, // [15:39] is the sub-list for method input_type
+	26, // 37: regioncache.plugin.v1.Backend.CreateTemp:input_type -> regioncache.plugin.v1.CreateTempRequest
+	28, // 38: regioncache.plugin.v1.Backend.StoreFilePath:input_type -> regioncache.plugin.v1.StorePathRequest
+	0,  // 39: regioncache.plugin.v1.Backend.OpenChannel:input_type -> regioncache.plugin.v1.Empty
+	2,  // 40: regioncache.plugin.v1.Backend.Open:output_type -> regioncache.plugin.v1.OpenResponse
+	0,  // 41: regioncache.plugin.v1.Backend.Close:output_type -> regioncache.plugin.v1.Empty
+	7,  // 42: regioncache.plugin.v1.Backend.Get:output_type -> regioncache.plugin.v1.GetResponse
+	10, // 43: regioncache.plugin.v1.Backend.Fetch:output_type -> regioncache.plugin.v1.Chunk
+	0,  // 44: regioncache.plugin.v1.Backend.Set:output_type -> regioncache.plugin.v1.Empty
+	0,  // 45: regioncache.plugin.v1.Backend.SetStream:output_type -> regioncache.plugin.v1.Empty
+	0,  // 46: regioncache.plugin.v1.Backend.Delete:output_type -> regioncache.plugin.v1.Empty
+	8,  // 47: regioncache.plugin.v1.Backend.GetMulti:output_type -> regioncache.plugin.v1.GetMultiResponse
+	0,  // 48: regioncache.plugin.v1.Backend.SetMulti:output_type -> regioncache.plugin.v1.Empty
+	0,  // 49: regioncache.plugin.v1.Backend.DeleteMulti:output_type -> regioncache.plugin.v1.Empty
+	13, // 50: regioncache.plugin.v1.Backend.Lock:output_type -> regioncache.plugin.v1.LockResponse
+	13, // 51: regioncache.plugin.v1.Backend.TryLock:output_type -> regioncache.plugin.v1.LockResponse
+	0,  // 52: regioncache.plugin.v1.Backend.Unlock:output_type -> regioncache.plugin.v1.Empty
+	0,  // 53: regioncache.plugin.v1.Backend.LockContextDone:output_type -> regioncache.plugin.v1.Empty
+	16, // 54: regioncache.plugin.v1.Backend.EvictTag:output_type -> regioncache.plugin.v1.CountResponse
+	17, // 55: regioncache.plugin.v1.Backend.List:output_type -> regioncache.plugin.v1.EntryInfo
+	18, // 56: regioncache.plugin.v1.Backend.StorageStats:output_type -> regioncache.plugin.v1.StatsResponse
+	19, // 57: regioncache.plugin.v1.Backend.OpenFile:output_type -> regioncache.plugin.v1.FileFrame
+	0,  // 58: regioncache.plugin.v1.Backend.StoreFile:output_type -> regioncache.plugin.v1.Empty
+	20, // 59: regioncache.plugin.v1.Backend.Info:output_type -> regioncache.plugin.v1.InfoResponse
+	24, // 60: regioncache.plugin.v1.Backend.Calls:output_type -> regioncache.plugin.v1.ReplyBatch
+	0,  // 61: regioncache.plugin.v1.Backend.SetFenced:output_type -> regioncache.plugin.v1.Empty
+	27, // 62: regioncache.plugin.v1.Backend.CreateTemp:output_type -> regioncache.plugin.v1.FileRef
+	29, // 63: regioncache.plugin.v1.Backend.StoreFilePath:output_type -> regioncache.plugin.v1.StorePathResponse
+	25, // 64: regioncache.plugin.v1.Backend.OpenChannel:output_type -> regioncache.plugin.v1.ChannelOffer
+	40, // [40:65] is the sub-list for method output_type
+	15, // [15:40] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -2006,7 +2074,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -74,6 +74,7 @@ const (
 	Backend_SetFenced_FullMethodName       = "/regioncache.plugin.v1.Backend/SetFenced"
 	Backend_CreateTemp_FullMethodName      = "/regioncache.plugin.v1.Backend/CreateTemp"
 	Backend_StoreFilePath_FullMethodName   = "/regioncache.plugin.v1.Backend/StoreFilePath"
+	Backend_OpenChannel_FullMethodName     = "/regioncache.plugin.v1.Backend/OpenChannel"
 )
 
 // BackendClient is the client API for Backend service.
@@ -127,6 +128,13 @@ type BackendClient interface {
 	// only if it sees there the very file the host means (same device, inode
 	// and size); otherwise it answers taken = false and the host streams.
 	StoreFilePath(ctx context.Context, in *StorePathRequest, opts ...grpc.CallOption) (*StorePathResponse, error)
+	// OpenChannel offers a carrier for the Calls stream's messages that
+	// bypasses gRPC: a Unix socket of the plugin's, in a directory only the
+	// plugin's user can enter, accepting one connection whose first frame is
+	// the offered token. Frames are a 4-byte big-endian length and a
+	// CallBatch (host to plugin) or ReplyBatch (plugin to host). UNIMPLEMENTED
+	// or UNAVAILABLE: the host uses Calls.
+	OpenChannel(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ChannelOffer, error)
 }
 
 type backendClient struct {
@@ -416,6 +424,16 @@ func (c *backendClient) StoreFilePath(ctx context.Context, in *StorePathRequest,
 	return out, nil
 }
 
+func (c *backendClient) OpenChannel(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ChannelOffer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChannelOffer)
+	err := c.cc.Invoke(ctx, Backend_OpenChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -467,6 +485,13 @@ type BackendServer interface {
 	// only if it sees there the very file the host means (same device, inode
 	// and size); otherwise it answers taken = false and the host streams.
 	StoreFilePath(context.Context, *StorePathRequest) (*StorePathResponse, error)
+	// OpenChannel offers a carrier for the Calls stream's messages that
+	// bypasses gRPC: a Unix socket of the plugin's, in a directory only the
+	// plugin's user can enter, accepting one connection whose first frame is
+	// the offered token. Frames are a 4-byte big-endian length and a
+	// CallBatch (host to plugin) or ReplyBatch (plugin to host). UNIMPLEMENTED
+	// or UNAVAILABLE: the host uses Calls.
+	OpenChannel(context.Context, *Empty) (*ChannelOffer, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -548,6 +573,9 @@ func (UnimplementedBackendServer) CreateTemp(context.Context, *CreateTempRequest
 }
 func (UnimplementedBackendServer) StoreFilePath(context.Context, *StorePathRequest) (*StorePathResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StoreFilePath not implemented")
+}
+func (UnimplementedBackendServer) OpenChannel(context.Context, *Empty) (*ChannelOffer, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenChannel not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -937,6 +965,24 @@ func _Backend_StoreFilePath_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_OpenChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).OpenChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_OpenChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).OpenChannel(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1011,6 +1057,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StoreFilePath",
 			Handler:    _Backend_StoreFilePath_Handler,
+		},
+		{
+			MethodName: "OpenChannel",
+			Handler:    _Backend_OpenChannel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
