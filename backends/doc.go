@@ -13,14 +13,16 @@
 // interface discovered with a type assertion. Implementing the interface is
 // the declaration; an instance that cannot serve it at run time declines
 // (ErrUnsupported from its methods, a nil Locker, a zero StorageTTL), the way
-// database/sql/driver's ErrSkip does. Only two declarations have no operation
-// behind them — ProcessLocal and Discarder — and a backend that implements
-// neither gets the safe default: its storage is treated as shared across
-// processes. Callers should go through the helper functions (GetMulti,
+// database/sql/driver's ErrSkip does. Only three declarations have no
+// operation behind them — ProcessLocal, Discarder and ReadOnlyPayloads — and
+// a backend that implements none gets the safe defaults: its storage is
+// treated as shared across processes, and the payloads it returns are
+// copied before they become strings. Callers should go through the helper functions (GetMulti,
 // SetMulti, DeleteMulti, EvictTag, List, StorageStatsOf, LockerOf,
 // StorageTTL, IsShared, ...), which handle both forms and fall back where a
 // fallback exists. A proxy that embeds Proxy keeps every optional interface
-// of the backend it wraps.
+// of the backend it wraps but ReadOnlyPayloads (its Get may return buffers of
+// its own).
 //
 // Errors are reported with the sentinel errors of this package (ErrNotFound,
 // ErrClosed, ErrUnsupported, ErrUnknownBackend, ErrBadArgument), wrapped with

@@ -17,11 +17,12 @@ import (
 // KeepsValues returns false. The helpers below turn both forms into one
 // answer, and fall back where a fallback exists.
 //
-// Two declarations have no operation behind them and so are interfaces of
+// Three declarations have no operation behind them and so are interfaces of
 // one method each, with safe defaults for a backend that says nothing:
 // ProcessLocal (default: storage shared across processes, so invalidation
-// marks are re-read) and Discarder (default: the backend keeps what it is
-// given).
+// marks are re-read), Discarder (default: the backend keeps what it is
+// given) and ReadOnlyPayloads (default: a payload returned by Get may be
+// changed later, so the region copies it).
 
 // ProcessLocal is implemented by backends whose entries no other process can
 // see (an in-process map). Storage is assumed shared across processes unless
@@ -41,6 +42,29 @@ type ProcessLocal interface {
 type Discarder interface {
 	// Discards reports true when the backend keeps nothing.
 	Discards() bool
+}
+
+// ReadOnlyPayloads is implemented by backends that never modify, reuse or
+// hand out for writing a payload slice after Get returned it: each payload
+// is a fresh buffer, or one the backend keeps unchanged for as long as
+// anything may refer to it. A region over such a backend hands a string
+// value's bytes to its callers without copying them (a copy is most of a hit
+// served from process memory). Undeclared, the region copies, so a backend
+// that reuses its buffers stays correct.
+//
+// Unlike the other optional interfaces, Proxy does not pass this one on: a
+// proxy's Get may return buffers of its own, and only its author can say
+// what becomes of them.
+type ReadOnlyPayloads interface {
+	// ReadOnlyPayloads reports true when payloads returned by Get are never
+	// modified afterwards.
+	ReadOnlyPayloads() bool
+}
+
+// PayloadsReadOnly reports whether b declares ReadOnlyPayloads.
+func PayloadsReadOnly(b Backend) bool {
+	r, ok := b.(ReadOnlyPayloads)
+	return ok && r.ReadOnlyPayloads()
 }
 
 // IsShared reports whether b's storage may be seen by other processes: true

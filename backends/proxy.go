@@ -63,8 +63,9 @@ func LookupWrapper(name string, args Args) (Wrapper, error) {
 }
 
 // Proxy is the base of a proxy backend: embed it, set Next, and override the
-// methods the proxy changes. Every optional interface of Next passes through
-// a Proxy: each is implemented by delegating to Next, and declined at run
+// methods the proxy changes. Every optional interface of Next but
+// ReadOnlyPayloads passes through a Proxy (a proxy that returns Next's
+// payloads unchanged may declare it itself): each is implemented by delegating to Next, and declined at run
 // time (ErrUnsupported, a nil Locker, a zero TTL) when Next lacks it. So a proxy over a filesystem backend keeps
 // its cross-process lock, and a proxy over a shared store stays shared.
 type Proxy struct{ Next Backend }

@@ -33,7 +33,7 @@ func TestNullPassesExactlyWhatApplies(t *testing.T) {
 		t.Fatalf("null declares %s, want discards", rep.Capabilities)
 	}
 	wantSkip := []string{
-		"roundtrip/no-alias", "multi/native", "shared-storage",
+		"roundtrip/no-alias", "roundtrip/read-only", "multi/native", "shared-storage",
 		"lock/exclusive", "lock/trylock", "lock/unlock-elsewhere", "lock/release-twice", "lock/cancel", "lock/owner-context",
 		"lock/keys", "lock/after-failure", "lock/fenced",
 		"expiry", "tags", "list", "stats", "files/copy", "files/move", "files/read-only", "files/temp",

@@ -16,20 +16,21 @@ type Features uint32
 
 // The features the suite looks for.
 const (
-	FeatMulti         Features = 1 << iota // MultiGetter, MultiSetter, MultiDeleter
-	FeatLock                               // Locking with a non-nil Locker
-	FeatStorageExpiry                      // StorageExpirer with a TTL above zero
-	FeatTags                               // TagEvicter
-	FeatList                               // Lister
-	FeatStats                              // StatReporter
-	FeatFiles                              // FileStore
-	FeatShared                             // storage shared across processes (no ProcessLocal)
-	FeatDiscards                           // Discarder: keeps nothing
-	FeatKeepsValues                        // ValueKeeper reporting true
-	FeatFenced                             // FencedSetter beside a lock
+	FeatMulti            Features = 1 << iota // MultiGetter, MultiSetter, MultiDeleter
+	FeatLock                                  // Locking with a non-nil Locker
+	FeatStorageExpiry                         // StorageExpirer with a TTL above zero
+	FeatTags                                  // TagEvicter
+	FeatList                                  // Lister
+	FeatStats                                 // StatReporter
+	FeatFiles                                 // FileStore
+	FeatShared                                // storage shared across processes (no ProcessLocal)
+	FeatDiscards                              // Discarder: keeps nothing
+	FeatKeepsValues                           // ValueKeeper reporting true
+	FeatFenced                                // FencedSetter beside a lock
+	FeatReadOnlyPayloads                      // ReadOnlyPayloads reporting true
 )
 
-var featNames = []string{"multi", "lock", "storage-expiry", "tags", "list", "stats", "files", "shared-storage", "discards", "keeps-values", "fenced-set"}
+var featNames = []string{"multi", "lock", "storage-expiry", "tags", "list", "stats", "files", "shared-storage", "discards", "keeps-values", "fenced-set", "read-only-payloads"}
 
 // String lists the features by name, e.g. "lock|tags", or "none".
 func (f Features) String() string {
@@ -105,6 +106,9 @@ func featuresOf(ctx context.Context, b backends.Backend) Features {
 	}
 	if backends.KeepsValues(b) {
 		f |= FeatKeepsValues
+	}
+	if backends.PayloadsReadOnly(b) {
+		f |= FeatReadOnlyPayloads
 	}
 	return f
 }

@@ -18,6 +18,8 @@ var checks = []check{
 		doc: "a large payload (64 MiB by default, see LargeValueSize) comes back byte for byte"},
 	{name: "roundtrip/no-alias", keeping: true, run: checkNoAlias,
 		doc: "a backend that does not keep Go values does not retain the payload and tags slices given to Set"},
+	{name: "roundtrip/read-only", needs: FeatReadOnlyPayloads, run: checkReadOnlyPayloads,
+		doc: "a backend that declares ReadOnlyPayloads never changes a payload Get returned: not on later reads, same-length overwrites, deletes or other keys' writes"},
 	{name: "metadata", run: checkMetadata,
 		doc: "Created (to the nanosecond or Harness.CreatedPrecision), Version, Tags and, for keeps-values backends, Value come back as written"},
 	{name: "metadata/extremes", run: checkMetadataExtremes,

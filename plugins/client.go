@@ -494,6 +494,11 @@ func (b *Backend) Declares() string { return b.caps.String() }
 // declares it; a plugin that says nothing is shared.
 func (b *Backend) ProcessLocal() bool { return b.caps.has(declProcessLocal) }
 
+// ReadOnlyPayloads implements backends.ReadOnlyPayloads: every payload is a
+// buffer of its own, decoded from the plugin's reply or assembled from its
+// stream, which nothing changes afterwards.
+func (b *Backend) ReadOnlyPayloads() bool { return true }
+
 // Discards implements backends.Discarder as the plugin's backend declares it.
 func (b *Backend) Discards() bool { return b.caps.has(declDiscards) }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/lock"
@@ -310,7 +311,12 @@ func decodePayload[T any](s *state, p []byte) (T, bool) {
 			*x = []byte{}
 		}
 	case *string:
-		*x = string(p)
+		if s.aliasPayloads {
+			// The backend never changes p, and a string cannot change it.
+			*x = unsafe.String(unsafe.SliceData(p), len(p))
+		} else {
+			*x = string(p)
+		}
 	default:
 		return unmarshalPayload[T](s, p)
 	}

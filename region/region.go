@@ -36,12 +36,15 @@ type state struct {
 	backendName string
 	backend     backends.Backend
 	keepsValues bool
-	shared      bool      // other processes may write invalidation marks
-	wallClock   bool      // now is time.Now (no WithClock): hits read clock
-	clock       wallClock // the wall clock at one clock read, for hits
-	files       backends.FileStore
-	lock        lock.Locker
-	logger      *slog.Logger
+	// aliasPayloads: the backend never changes a payload after Get
+	// (backends.ReadOnlyPayloads), so a string value may share its bytes.
+	aliasPayloads bool
+	shared        bool      // other processes may write invalidation marks
+	wallClock     bool      // now is time.Now (no WithClock): hits read clock
+	clock         wallClock // the wall clock at one clock read, for hits
+	files         backends.FileStore
+	lock          lock.Locker
+	logger        *slog.Logger
 
 	discards bool // the backend keeps nothing (null): no locks, no sharing
 
@@ -245,6 +248,7 @@ func newState(cfg config, name string, b backends.Backend) *state {
 	s.closing, s.closeNow = context.WithCancel(context.Background())
 	s.keepsValues = backends.KeepsValues(b)
 	s.shared = backends.IsShared(b)
+	s.aliasPayloads = backends.PayloadsReadOnly(b)
 	s.discards = backends.Discards(b)
 	if fs, ok := b.(backends.FileStore); ok {
 		s.files = fs

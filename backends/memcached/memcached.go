@@ -487,3 +487,7 @@ func decode(b []byte, key string) (e backends.Entry, fence uint64, ok bool) {
 	e.Payload = b[off:len(b):len(b)]
 	return e, fence, true
 }
+
+// ReadOnlyPayloads implements backends.ReadOnlyPayloads: each payload points
+// into the fresh buffer of one get, which nothing changes afterwards.
+func (b *Backend) ReadOnlyPayloads() bool { return true }

@@ -1040,3 +1040,8 @@ func decode(s string) (e backends.Entry, ok bool) {
 	e.Payload = b[off:len(b):len(b)]
 	return e, true
 }
+
+// ReadOnlyPayloads implements backends.ReadOnlyPayloads: a payload points
+// into the string go-redis returned (or the local tier's copy of it), which
+// nothing changes.
+func (b *Backend) ReadOnlyPayloads() bool { return true }
