@@ -29,6 +29,14 @@ type Spec struct {
 	// ReadOnly makes each caller only read the key (region.Get, ignoring
 	// expiration) instead of GetOrCreate: the floor of a stale caller.
 	ReadOnly bool
+	// Spin, if positive, makes each caller only keep a CPU busy for that
+	// long, with no cache and no I/O: the floor the machine's scheduler
+	// sets for callers released together (see [Expired]).
+	Spin time.Duration
+	// Nap, if positive, makes each caller only sleep that long once: the
+	// floor of a caller that waits for one reply (a round trip) and must be
+	// woken, with no cache and no server.
+	Nap time.Duration
 }
 
 // Result is what one stampede worker reports.
@@ -240,5 +248,21 @@ func Expired(t testing.TB, procs int, spec Spec, stale string) (Outcome, Served)
 		t.Fatalf("%d callers got neither %q nor a created value, first %q", len(s.Wrong), stale, s.Wrong[0])
 	}
 	t.Logf("%s: %d×%d callers on an expired key, %v creator: %v", spec.Backend, procs, spec.Goroutines, spec.Work, s)
+	if len(s.StaleLatencies) > 0 {
+		// The floors the machine sets for the same burst of callers, with no
+		// cache at all: each keeping a CPU busy for the median stale
+		// caller's time (at most 100µs, a stale call's own work), and each
+		// sleeping 100µs once (a round trip's wait and wake-up). On a machine
+		// with fewer cores than processes the OS scheduler alone makes some
+		// callers wait for others.
+		spin := spec
+		spin.Spin = min(max(Median(s.StaleLatencies), time.Microsecond), 100*time.Microsecond)
+		nap := spec
+		nap.Nap = 100 * time.Microsecond
+		t.Logf("scheduler floor, the same burst only keeping a CPU busy for %v each: %s",
+			spin.Spin.Round(time.Microsecond), Distribution(Run(t, procs, spin).Latencies(nil)))
+		t.Logf("wake-up floor, the same burst only sleeping %v once each: %s",
+			nap.Nap, Distribution(Run(t, procs, nap).Latencies(nil)))
+	}
 	return o, s
 }

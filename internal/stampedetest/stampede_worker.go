@@ -17,6 +17,9 @@ import (
 // would be (a pooled connection per caller, the lock's subscription), waits
 // for the release, and runs the callers.
 func stampedeWorker(spec Spec) (any, error) {
+	if spec.Spin > 0 || spec.Nap > 0 {
+		return floorWorker(spec), nil
+	}
 	var opts []region.Option
 	if spec.Expiration > 0 {
 		opts = append(opts, region.WithExpiration(spec.Expiration))
@@ -74,4 +77,29 @@ func stampedeWorker(spec Spec) (any, error) {
 	st := r.Stats()
 	res.Created, res.Creations, res.StaleServed = int(created.Load()), st.Creations, st.StaleServed
 	return res, nil
+}
+
+// floorWorker measures the machine's floors: after the release, each caller
+// only keeps a CPU busy for spec.Spin, or sleeps spec.Nap once.
+func floorWorker(spec Spec) Result {
+	Ready()
+	var res Result
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range spec.Goroutines {
+		wg.Go(func() {
+			start := time.Now()
+			if spec.Nap > 0 {
+				time.Sleep(spec.Nap)
+			}
+			for time.Since(start) < spec.Spin {
+			}
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			res.Calls = append(res.Calls, Call{Latency: now.Sub(start), Return: now.UnixNano()})
+		})
+	}
+	wg.Wait()
+	return res
 }

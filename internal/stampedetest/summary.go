@@ -29,3 +29,13 @@ func Within(ds []time.Duration, bound time.Duration) int {
 	}
 	return n
 }
+
+// Median is the latency at the middle rank (rounded down), 0 for none.
+func Median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
