@@ -12,8 +12,9 @@ import (
 // checkReadOnlyPayloads: a backend that declares backends.ReadOnlyPayloads
 // never changes a payload after Get returned it — not when the key is read
 // again, overwritten (with a payload of the same length, which a reused
-// buffer would take), deleted and written again, nor when other keys are read
-// and written. A region hands such payloads' bytes to callers as strings
+// buffer would take), deleted and written again, when other keys are read
+// and written, nor after Close (a store that hands out slices of a mapping
+// it unmaps). A region hands such payloads' bytes to callers as strings
 // without copying them, so a change would change values callers hold.
 func checkReadOnlyPayloads(ctx context.Context, e *env) error {
 	b, err := e.open(ctx)
@@ -64,10 +65,19 @@ func checkReadOnlyPayloads(ctx context.Context, e *env) error {
 			}
 		}
 	}
-	for i, p := range held {
-		if !bytes.Equal(p, payload(i)) {
-			return fmt.Errorf("declares ReadOnlyPayloads, but the payload Get returned for ro-%d changed after later calls (now starts %q)", i, p[:min(len(p), 16)])
+	changed := func(when string) error {
+		for i, p := range held {
+			if !bytes.Equal(p, payload(i)) {
+				return fmt.Errorf("declares ReadOnlyPayloads, but the payload Get returned for ro-%d changed %s (now starts %q)", i, when, p[:min(len(p), 16)])
+			}
 		}
+		return nil
 	}
-	return nil
+	if err := changed("after later calls"); err != nil {
+		return err
+	}
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return changed("after Close")
 }

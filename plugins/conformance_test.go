@@ -85,6 +85,7 @@ func TestFaultsThroughPlugin(t *testing.T) {
 		"leaks-lock-on-ended-context": "the host's Lock with an ended context fails in the host (gRPC refuses the call) and never reaches the plugin",
 		"writable-open-file":          "the host gives the caller its own copy of the streamed file, opened read-only",
 		"unfenced-set":                "the host's SetFenced refuses a released handle itself, before asking the plugin",
+		"recycles-payloads":           "the payloads cross the process boundary into fresh buffers of the host's, which Close does not touch",
 	}
 	for _, f := range brokentest.Faults() {
 		t.Run("broken/"+f.Name, func(t *testing.T) {

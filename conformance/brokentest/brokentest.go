@@ -71,6 +71,8 @@ func Faults() []Fault {
 	return []Fault{
 		{Name: "drops-large-values", Check: "roundtrip/large", Description: "silently drops writes whose payload exceeds 1 MiB",
 			Wrap: func(b backends.Backend, _ Env) backends.Backend { return DropsLargeValues(b) }},
+		{Name: "recycles-payloads", Check: "roundtrip/read-only", Description: "declares ReadOnlyPayloads but serves payloads from an arena of its own that Close wipes, like slices of a mapping it unmaps",
+			Wrap: func(b backends.Backend, _ Env) backends.Backend { return RecyclesPayloads(b) }},
 		{Name: "ignores-delete", Check: "delete/present", Description: "Delete reports success and deletes nothing",
 			Wrap: func(b backends.Backend, _ Env) backends.Backend { return IgnoresDelete(b) }},
 		{Name: "loses-metadata", Check: "metadata", Description: "keeps Created to the microsecond only and drops Tags",
@@ -230,6 +232,42 @@ func (d *dropsLarge) Set(ctx context.Context, k string, e backends.Entry) error 
 	}
 	return d.b.Set(ctx, k, e)
 }
+
+// RecyclesPayloads returns b declaring backends.ReadOnlyPayloads while its
+// Get returns slices of an arena of its own, which Close wipes: a payload
+// held past Close changes, as one pointing into a memory mapping would.
+func RecyclesPayloads(b backends.Backend) backends.Backend { return &recycles{wrapped: wrapped{b}} }
+
+type recycles struct {
+	wrapped
+	mu    sync.Mutex
+	arena [][]byte
+}
+
+func (r *recycles) Get(ctx context.Context, k string) (backends.Entry, error) {
+	e, err := r.b.Get(ctx, k)
+	if err != nil {
+		return e, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := append([]byte(nil), e.Payload...)
+	r.arena = append(r.arena, p)
+	e.Payload = p
+	return e, nil
+}
+
+func (r *recycles) Close() error {
+	r.mu.Lock()
+	for _, p := range r.arena {
+		clear(p)
+	}
+	r.arena = nil
+	r.mu.Unlock()
+	return r.b.Close()
+}
+
+func (r *recycles) ReadOnlyPayloads() bool { return true }
 
 // IgnoresDelete returns b with a Delete that does nothing and reports success.
 func IgnoresDelete(b backends.Backend) backends.Backend { return &ignoresDelete{wrapped{b}} }
