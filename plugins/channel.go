@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -53,6 +55,11 @@ type frameConn[S proto.Message, R any, PR interface {
 	c    net.Conn
 	r    *bufio.Reader
 	wbuf []byte
+	// partial is when Recv got a frame's length and began waiting for the
+	// rest (Unix ns), 0 between frames. A peer writes a frame at once, so
+	// one that stays partial means a peer that stalls mid-frame, behind
+	// which every later reply waits.
+	partial atomic.Int64
 }
 
 func newFrameConn[S proto.Message, R any, PR interface {
@@ -83,8 +90,13 @@ func (f *frameConn[S, R, PR]) Send(m S) error {
 
 // Recv reads one frame and decodes it.
 func (f *frameConn[S, R, PR]) Recv() (PR, error) {
-	p, err := readFrame(f.r, maxFrame)
+	p, err := readFrameNoting(f.r, maxFrame, &f.partial)
 	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			// The peer is gone (or hung up): what a broken gRPC
+			// connection says, so that the host restarts the plugin.
+			return nil, status.Errorf(codes.Unavailable, "the channel ended: %v", err)
+		}
 		return nil, err
 	}
 	m := PR(new(R))
@@ -94,13 +106,32 @@ func (f *frameConn[S, R, PR]) Recv() (PR, error) {
 	return m, nil
 }
 
+// stalledFor reports how long Recv has been waiting for the rest of a frame
+// (0: it is between frames).
+func (f *frameConn[S, R, PR]) stalledFor() time.Duration {
+	if t := f.partial.Load(); t != 0 {
+		return time.Since(time.Unix(0, t))
+	}
+	return 0
+}
+
 // readFrame reads one frame of at most limit bytes. The buffer grows with
 // the bytes actually received (to at most twice them), never to the length
 // the frame announces up front.
 func readFrame(r io.Reader, limit int) ([]byte, error) {
+	return readFrameNoting(r, limit, nil)
+}
+
+// readFrameNoting is readFrame that sets *partial, if not nil, to the time
+// the frame's length arrived while it waits for the rest.
+func readFrameNoting(r io.Reader, limit int, partial *atomic.Int64) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
+	}
+	if partial != nil {
+		partial.Store(time.Now().UnixNano())
+		defer partial.Store(0)
 	}
 	n := int(binary.BigEndian.Uint32(hdr[:]))
 	if n > limit {

@@ -55,6 +55,10 @@ func openFileBad(ctx context.Context, b *Backend) error {
 	return err
 }
 
+// errFine is what a case returns when the plugin's lie did no harm, so
+// that checkHostileError still sees an error naming the plugin.
+var errFine = errors.New("plugin hostile: no harm done")
+
 func hostileCases() []hostileCase {
 	deadline := context.DeadlineExceeded
 	return []hostileCase{
@@ -68,8 +72,27 @@ func hostileCases() []hostileCase {
 		{behaviour: "drip", want: deadline, call: getBad},
 		{behaviour: "silent", want: deadline, call: getBad},
 		{behaviour: "silent", plugin: "hostile-v1", want: deadline, call: getBad}, // unary, not multiplexed
+		{behaviour: "silent", plugin: "hostile-v2", want: deadline, call: getBad}, // the Calls stream, not the channel
 		{behaviour: "oversized", call: getBad},
+		{behaviour: "oversized", plugin: "hostile-v2", call: getBad},
 		{behaviour: "garbage", call: getBad},
+		{behaviour: "garbage", plugin: "hostile-v2", call: getBad},
+		// Lies on the channel's framing (protocol version 3).
+		{behaviour: "frame-huge", call: getBad},
+		{behaviour: "frame-garbage", call: getBad},
+		{behaviour: "frame-half", want: deadline, call: getBad},
+		// A channel offered where nobody listens: the host uses the Calls
+		// stream, and the honest answer to "bad" comes through.
+		{behaviour: "", plugin: "hostile-badoffer", call: func(ctx context.Context, b *Backend) error {
+			e, err := b.Get(ctx, "bad")
+			if err != nil {
+				return fmt.Errorf("Get after an offer nobody listens on: %w", err)
+			}
+			if string(e.Payload) != "bad but honest" {
+				return fmt.Errorf("Get after an offer nobody listens on: %q", e.Payload)
+			}
+			return errFine
+		}},
 		{behaviour: "panic", want: ErrPluginExited, call: getBad},
 		{behaviour: "multi-short", want: backends.ErrBadResult, call: func(ctx context.Context, b *Backend) error {
 			_, err := b.GetMulti(ctx, []string{"a", "b", "c"})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/regioncache/regioncache/plugins/internal/pb"
 )
@@ -40,6 +41,11 @@ func callSize(c *pb.Call) int {
 	}
 	return 16
 }
+
+// stallLimit is how long a reply may stay half received before a caller
+// that gives up on its own reply breaks the carrier: a plugin writes a
+// reply at once, and a few MiB cross a local socket in milliseconds.
+const stallLimit = 100 * time.Millisecond
 
 // callCarrier carries the host's call batches and the plugin's replies: a
 // Calls stream, or a channel (see channel.go).
@@ -165,6 +171,12 @@ func (m *mux) do(ctx context.Context, c *pb.Call) (*pb.Reply, error) {
 		}
 		return nil, m.err
 	case <-ctx.Done():
+		if sc, ok := m.carrier.(interface{ stalledFor() time.Duration }); ok && sc.stalledFor() > stallLimit {
+			// The plugin stopped mid-reply: every later reply is behind
+			// that one. A new carrier serves the next call.
+			m.broke(fmt.Errorf("%w: the plugin stopped in the middle of a reply", ErrPluginExited))
+			return nil, ctx.Err()
+		}
 		if m.forget(id) {
 			go m.out.add(&pb.Call{Id: id, Cancel: true}, 0) //nolint:errcheck // best effort
 		}

@@ -24,17 +24,31 @@
 //	file-huge     OpenFile announces 1 TiB and streams 1 MiB
 //	file-endless  OpenFile announces 1 MiB and streams without end
 //	file-drip     OpenFile streams 1 MiB one byte every 10ms
+//	frame-huge    (channel) Get is answered by a frame announcing 1 GiB, then 1 MiB of junk
+//	frame-garbage (channel) Get is answered by a frame that does not decode
+//	frame-half    (channel) Get is answered by half a frame, then nothing
+//
+// Behaviours marked (channel) lie on the channel of protocol version 3; on
+// the Calls stream they answer honestly.
 //
 // The executable name selects what the whole process does:
 // regioncache-backend-hostile-garbage answers the handshake with garbage,
-// regioncache-backend-hostile-v1 speaks only protocol version 1; any other
-// name serves the behaviours above over versions 1 and 2.
+// regioncache-backend-hostile-v1 speaks only protocol version 1,
+// regioncache-backend-hostile-v2 only versions 1 and 2 (small calls on the
+// Calls stream), regioncache-backend-hostile-badoffer offers a channel
+// nobody listens on; any other name serves the behaviours above over
+// versions 1 to 3.
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +58,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/regioncache/regioncache/lock"
 	"github.com/regioncache/regioncache/plugins"
@@ -59,11 +74,17 @@ func main() {
 		time.Sleep(time.Hour)
 		return
 	}
-	versions := []int{1, 2}
-	if strings.HasSuffix(name, "-v1") {
+	versions := []int{1, 2, 3}
+	switch {
+	case strings.HasSuffix(name, "-v1"):
 		versions = []int{1}
+	case strings.HasSuffix(name, "-v2"):
+		versions = []int{1, 2}
 	}
-	s := &server{instances: map[uint64]*instance{}}
+	s := &server{instances: map[uint64]*instance{}, badOffer: strings.HasSuffix(name, "-badoffer")}
+	for _, v := range versions {
+		s.protocols = append(s.protocols, int32(v))
+	}
 	sets := map[int]plugin.PluginSet{}
 	for _, v := range versions {
 		sets[v] = plugin.PluginSet{"backend": grpcPlugin{s: s}}
@@ -103,6 +124,8 @@ type server struct {
 	next      atomic.Uint64
 	handles   sync.Map // uint64 -> lock.Handle
 	transfers sync.Map // uint64 -> transfer
+	protocols []int32
+	badOffer  bool
 }
 
 type transfer struct {
@@ -141,7 +164,7 @@ func (s *server) Close(context.Context, *pb.InstanceRequest) (*pb.Empty, error) 
 }
 
 func (s *server) Info(context.Context, *pb.Empty) (*pb.InfoResponse, error) {
-	return &pb.InfoResponse{Version: "hostile-1.0", Protocols: []int32{1, 2}}, nil
+	return &pb.InfoResponse{Version: "hostile-1.0", Protocols: s.protocols}, nil
 }
 
 // get is Get's answer, unary or multiplexed.
@@ -258,8 +281,14 @@ func (s *server) Calls(st pb.Backend_CallsServer) error {
 		defer mu.Unlock()
 		_ = st.Send(&pb.ReplyBatch{Replies: rs})
 	}
+	return s.serveCalls(st.Context(), st.Recv, send, nil)
+}
+
+// serveCalls answers the multiplexed calls that recv returns, with send;
+// raw, if not nil, writes bytes on the channel as they are (for its lies).
+func (s *server) serveCalls(ctx context.Context, recv func() (*pb.CallBatch, error), send func(...*pb.Reply), raw func([]byte)) error {
 	for {
-		b, err := st.Recv()
+		b, err := recv()
 		if err != nil {
 			return err
 		}
@@ -281,7 +310,10 @@ func (s *server) Calls(st pb.Backend_CallsServer) error {
 						send(&pb.Reply{Id: c.Id, Code: 12345, Message: "garbage"}, &pb.Reply{Id: c.Id, Get: &pb.GetResponse{Found: true, Size: -5, TransferId: 99}})
 						return
 					}
-					r.Get, err = s.get(st.Context(), c.Get)
+					if bad(c.Get.Key) && raw != nil && frameLie(s.behaviour(c.Get.Instance), raw) {
+						return
+					}
+					r.Get, err = s.get(ctx, c.Get)
 				case c.Set != nil:
 					err = s.set(c.Set)
 				case c.Delete != nil:
@@ -295,6 +327,94 @@ func (s *server) Calls(st pb.Backend_CallsServer) error {
 			}()
 		}
 	}
+}
+
+// frameLie writes behaviour's lie on the channel, if it has one.
+func frameLie(behaviour string, raw func([]byte)) bool {
+	switch behaviour {
+	case "frame-huge":
+		raw(binary.BigEndian.AppendUint32(nil, 1<<30))
+		raw(make([]byte, 1<<20))
+	case "frame-garbage":
+		junk := append([]byte{0x0f, 0xff, 0xff}, "this is not a ReplyBatch"...) // wire type 7 does not exist
+		raw(append(binary.BigEndian.AppendUint32(nil, uint32(len(junk))), junk...))
+	case "frame-half":
+		raw(append(binary.BigEndian.AppendUint32(nil, 100), make([]byte, 10)...))
+		<-never
+	default:
+		return false
+	}
+	return true
+}
+
+// OpenChannel offers a channel (protocol version 3), framed as the protocol
+// says: a 4-byte big-endian length and a message. It accepts the first
+// connection without checking its token: a careless plugin, not a danger to
+// the host.
+func (s *server) OpenChannel(context.Context, *pb.Empty) (*pb.ChannelOffer, error) {
+	dir, err := os.MkdirTemp("", "hostile-")
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	path := filepath.Join(dir, "s")
+	if s.badOffer {
+		return &pb.ChannelOffer{Network: "unix", Address: path, Token: make([]byte, 32)}, nil
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	go func() {
+		defer os.RemoveAll(dir)
+		c, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		if _, err := readFrame(r); err != nil { // the token
+			return
+		}
+		var mu sync.Mutex
+		raw := func(p []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			_, _ = c.Write(p)
+		}
+		send := func(rs ...*pb.Reply) {
+			p, err := proto.Marshal(&pb.ReplyBatch{Replies: rs})
+			if err != nil {
+				return
+			}
+			raw(append(binary.BigEndian.AppendUint32(nil, uint32(len(p))), p...))
+		}
+		recv := func() (*pb.CallBatch, error) {
+			p, err := readFrame(r)
+			if err != nil {
+				return nil, err
+			}
+			b := &pb.CallBatch{}
+			return b, proto.Unmarshal(p, b)
+		}
+		_ = s.serveCalls(context.Background(), recv, send, raw)
+	}()
+	return &pb.ChannelOffer{Network: "unix", Address: path, Token: make([]byte, 32)}, nil
+}
+
+// readFrame reads one frame of at most 8 MiB.
+func readFrame(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > 8<<20 {
+		return nil, fmt.Errorf("a frame of %d bytes", n)
+	}
+	p := make([]byte, n)
+	_, err := io.ReadFull(r, p)
+	return p, err
 }
 
 func (s *server) behaviour(id uint64) string {
