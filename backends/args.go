@@ -3,6 +3,7 @@ package backends
 import (
 	"fmt"
 	"math"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +47,43 @@ func (a Args) String(name, def string) (string, error) {
 		return fmt.Sprint(x), nil
 	}
 	return "", badArg(name, "a string", v)
+}
+
+// HostPorts returns a list of "host:port" addresses, given as a
+// comma-separated string, a []string or a []any of strings; nil when the
+// argument is absent. Every element must split into a host and a port.
+func (a Args) HostPorts(name string) ([]string, error) {
+	v, ok := a[name]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	var out []string
+	switch x := v.(type) {
+	case string:
+		for _, p := range strings.Split(x, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	case []string:
+		out = append(out, x...)
+	case []any:
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("%w: %s: want a list of \"host:port\" strings, got element %#v", ErrBadArgument, name, e)
+			}
+			out = append(out, s)
+		}
+	default:
+		return nil, badArg(name, `"host:port", a list of them or a comma-separated string`, v)
+	}
+	for _, hp := range out {
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			return nil, fmt.Errorf("%w: %s: want \"host:port\", got %q", ErrBadArgument, name, hp)
+		}
+	}
+	return out, nil
 }
 
 // Bool returns a boolean argument.

@@ -2,6 +2,7 @@ package backends_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,3 +120,30 @@ func TestArgsFloat(t *testing.T) {
 }
 
 func zero() float64 { return 0 }
+
+func TestHostPorts(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		want []string
+		bad  string // what the error must say; "" for none
+	}{
+		{v: nil},
+		{v: "a:1, b:2,,", want: []string{"a:1", "b:2"}},
+		{v: []string{"a:1", "[::1]:2"}, want: []string{"a:1", "[::1]:2"}},
+		{v: []any{"a:1"}, want: []string{"a:1"}},
+		{v: []any{"a:1", 2}, bad: "got element 2"},
+		{v: "a", bad: `want "host:port", got "a"`},
+		{v: 7, bad: `"host:port", a list of them or a comma-separated string`},
+	} {
+		got, err := backends.Args{"addrs": c.v}.HostPorts("addrs")
+		if c.bad != "" {
+			if !errors.Is(err, backends.ErrBadArgument) || !strings.Contains(err.Error(), c.bad) || !strings.Contains(err.Error(), "addrs") {
+				t.Errorf("%#v: error %v, want ErrBadArgument naming addrs and saying %q", c.v, err, c.bad)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%#v: %q, %v; want %q", c.v, got, err, c.want)
+		}
+	}
+}

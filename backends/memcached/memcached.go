@@ -49,8 +49,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -148,38 +146,15 @@ func Open(args backends.Args) (*Backend, error) {
 }
 
 func serverList(args backends.Args) ([]string, error) {
-	v, ok := args["url"]
-	if !ok || v == nil {
+	if !args.Has("url") {
 		return []string{"127.0.0.1:11211"}, nil
 	}
-	var out []string
-	switch x := v.(type) {
-	case string:
-		for _, p := range strings.Split(x, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	case []string:
-		out = append(out, x...)
-	case []any:
-		for _, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("%w: url: want a list of \"host:port\" strings, got element %#v", backends.ErrBadArgument, e)
-			}
-			out = append(out, s)
-		}
-	default:
-		return nil, fmt.Errorf("%w: url: want \"host:port\", a list of them or a comma-separated string, got %#v", backends.ErrBadArgument, v)
+	out, err := args.HostPorts("url")
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: url: want at least one \"host:port\"", backends.ErrBadArgument)
-	}
-	for _, a := range out {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return nil, fmt.Errorf("%w: url: want \"host:port\", got %q", backends.ErrBadArgument, a)
-		}
 	}
 	return out, nil
 }

@@ -92,7 +92,7 @@ func clientOptions(args backends.Args) (*goredis.UniversalOptions, error) {
 		uo.Addrs = []string{o.Addr}
 		uo.DB, uo.Username, uo.Password, uo.TLSConfig = o.DB, o.Username, o.Password, o.TLSConfig
 	} else {
-		addrs, err := stringList(args, "addrs")
+		addrs, err := args.HostPorts("addrs")
 		if err != nil {
 			return nil, err
 		}
@@ -155,42 +155,6 @@ func clientOptions(args backends.Args) (*goredis.UniversalOptions, error) {
 		uo.ReadTimeout, uo.WriteTimeout, uo.DialTimeout = st, st, st
 	}
 	return uo, nil
-}
-
-// stringList reads a list argument given as []string, []any of strings, or
-// a comma-separated string.
-func stringList(args backends.Args, name string) ([]string, error) {
-	v, ok := args[name]
-	if !ok || v == nil {
-		return nil, nil
-	}
-	var out []string
-	switch x := v.(type) {
-	case string:
-		for _, p := range strings.Split(x, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	case []string:
-		out = append(out, x...)
-	case []any:
-		for _, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("%w: %s: want a list of \"host:port\" strings, got element %#v", backends.ErrBadArgument, name, e)
-			}
-			out = append(out, s)
-		}
-	default:
-		return nil, fmt.Errorf("%w: %s: want a list of \"host:port\" strings or a comma-separated string, got %#v", backends.ErrBadArgument, name, v)
-	}
-	for _, a := range out {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return nil, fmt.Errorf("%w: %s: want \"host:port\", got %q", backends.ErrBadArgument, name, a)
-		}
-	}
-	return out, nil
 }
 
 // localCacheArg reads local_cache: a number of entries (an integer, or a
