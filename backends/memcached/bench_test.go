@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/regioncache/regioncache/backends"
+	"github.com/regioncache/regioncache/internal/benchtest"
 	"github.com/regioncache/regioncache/internal/memcachedtest"
 	"github.com/regioncache/regioncache/region"
 )
@@ -84,26 +84,5 @@ func BenchmarkGomemcacheGet(b *testing.B) {
 // ("hit/get"; the bar is <= 1.2).
 func BenchmarkMemcachedHitRatio(b *testing.B) {
 	_, _, hit, get := benchSetup(b)
-	const block = 8
-	var ratios []float64
-	timeBlock := func(f func()) time.Duration {
-		t := time.Now()
-		for i := 0; i < block; i++ {
-			f()
-		}
-		return time.Since(t)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done, k := 0, 0; done < b.N; done, k = done+2*block, k+1 {
-		var th, tg time.Duration
-		if k%2 == 0 {
-			th, tg = timeBlock(hit), timeBlock(get)
-		} else {
-			tg, th = timeBlock(get), timeBlock(hit)
-		}
-		ratios = append(ratios, float64(th)/float64(tg))
-	}
-	slices.Sort(ratios)
-	b.ReportMetric(ratios[len(ratios)/2], "hit/get")
+	benchtest.Interleaved(b, hit, get, "hit/get", "hit-ns", "get-ns")
 }

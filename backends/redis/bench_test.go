@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/regioncache/regioncache/backends"
 	rcredis "github.com/regioncache/regioncache/backends/redis"
+	"github.com/regioncache/regioncache/internal/benchtest"
 	"github.com/regioncache/regioncache/internal/redistest"
 	"github.com/regioncache/regioncache/region"
 )
@@ -100,42 +100,7 @@ func BenchmarkRedisHitRatio(b *testing.B) {
 	ctx := context.Background()
 	hit(b, ctx, r)
 	rawGet(b, ctx, c)
-	const block = 8
-	var ratios, hits, gets []float64
-	timeBlock := func(f func()) time.Duration {
-		t := time.Now()
-		for i := 0; i < block; i++ {
-			f()
-		}
-		return time.Since(t)
-	}
-	fh := func() { hit(b, ctx, r) }
-	fg := func() { rawGet(b, ctx, c) }
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done, k := 0, 0; done < b.N; done, k = done+2*block, k+1 {
-		var th, tg time.Duration
-		if k%2 == 0 {
-			th, tg = timeBlock(fh), timeBlock(fg)
-		} else {
-			tg, th = timeBlock(fg), timeBlock(fh)
-		}
-		ratios = append(ratios, float64(th)/float64(tg))
-		hits = append(hits, float64(th.Nanoseconds())/block)
-		gets = append(gets, float64(tg.Nanoseconds())/block)
-	}
-	b.ReportMetric(median(ratios), "hit/get")
-	b.ReportMetric(median(hits), "hit-ns")
-	b.ReportMetric(median(gets), "get-ns")
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
+	benchtest.Interleaved(b, func() { hit(b, ctx, r) }, func() { rawGet(b, ctx, c) }, "hit/get", "hit-ns", "get-ns")
 }
 
 // BenchmarkRedisLockAcquireRelease takes and releases an uncontended Redis
@@ -188,7 +153,7 @@ func BenchmarkRedisLockAcquireRelease(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(st["evalsha"]+st["eval"])/float64(b.N), "roundtrips/op")
-	b.ReportMetric(median(ratios), "x-get")
+	b.ReportMetric(benchtest.Median(ratios), "x-get")
 }
 
 // BenchmarkRedisLocalHit is a region GetOrCreate hit of a 100-byte string
@@ -286,29 +251,5 @@ func BenchmarkRedisFencedStore(b *testing.B) {
 		}
 	}
 	fenced() // loads the script
-	const block = 8
-	var ratios, fs, ss []float64
-	timeBlock := func(f func()) time.Duration {
-		t := time.Now()
-		for i := 0; i < block; i++ {
-			f()
-		}
-		return time.Since(t)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done, k := 0, 0; done < b.N; done, k = done+2*block, k+1 {
-		var tf, ts time.Duration
-		if k%2 == 0 {
-			tf, ts = timeBlock(fenced), timeBlock(set)
-		} else {
-			ts, tf = timeBlock(set), timeBlock(fenced)
-		}
-		ratios = append(ratios, float64(tf)/float64(ts))
-		fs = append(fs, float64(tf.Nanoseconds())/block)
-		ss = append(ss, float64(ts.Nanoseconds())/block)
-	}
-	b.ReportMetric(median(ratios), "fenced/set")
-	b.ReportMetric(median(fs), "fenced-ns")
-	b.ReportMetric(median(ss), "set-ns")
+	benchtest.Interleaved(b, fenced, set, "fenced/set", "fenced-ns", "set-ns")
 }
