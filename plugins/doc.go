@@ -39,7 +39,9 @@
 //
 // With plugins speaking protocol version 2 (negotiated in the handshake;
 // version 1 still works), small Get, Set and Delete calls share one
-// multiplexed stream per plugin process; the plugin's lock sits behind an
+// multiplexed stream per plugin process — with version 3, a Unix socket the
+// plugin offers over the authenticated connection, off gRPC (a private
+// directory, a one-time token, frames bounded to 4 MiB); the plugin's lock sits behind an
 // in-process keyed mutex and fences the store that follows a creation
 // (backends.FencedSetter); and file values are handed over by path when
 // host and plugin see the same file, so that a GetOrCreateFile miss sends
