@@ -273,7 +273,19 @@ func TestCachedMultiContextAndClose(t *testing.T) {
 		}
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	// Close once the second Load is inside the loader (its first call was
+	// the cancelled Load's), not after a guess at how long that takes.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		src.mu.Lock()
+		n := len(src.calls)
+		src.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second Load never reached the loader (%d calls)", n)
+		}
+	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
