@@ -55,22 +55,51 @@ type frameConn[S proto.Message, R any, PR interface {
 	c    net.Conn
 	r    *bufio.Reader
 	wbuf []byte
-	// partial is when Recv got a frame's length and began waiting for the
-	// rest (Unix ns), 0 between frames. A peer writes a frame at once, so
-	// one that stays partial means a peer that stalls mid-frame, behind
-	// which every later reply waits.
-	partial atomic.Int64
+	// Monotonic times, as durations since base (0: none): when Recv got a
+	// frame's length and began waiting for the rest, and when bytes last
+	// arrived. A peer writes a frame at once, so one whose rest stops
+	// coming is a peer that stalls mid-frame, behind which every later
+	// reply waits.
+	base     time.Time
+	partial  atomic.Int64
+	progress atomic.Int64
 }
 
 func newFrameConn[S proto.Message, R any, PR interface {
 	*R
 	proto.Message
 }](c net.Conn) *frameConn[S, R, PR] {
-	return &frameConn[S, R, PR]{c: c, r: bufio.NewReaderSize(c, 64<<10)}
+	f := &frameConn[S, R, PR]{c: c, base: time.Now()}
+	f.r = bufio.NewReaderSize(progressReader{c, f.noteProgress}, 64<<10)
+	return f
 }
 
-// Send writes m as one frame with one write.
-func (f *frameConn[S, R, PR]) Send(m S) error {
+// progressReader notes each read that brings bytes.
+type progressReader struct {
+	r    io.Reader
+	note func()
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.note()
+	}
+	return n, err
+}
+
+func (f *frameConn[S, R, PR]) since() int64 { return int64(time.Since(f.base)) + 1 }
+
+func (f *frameConn[S, R, PR]) noteProgress() { f.progress.Store(f.since()) }
+
+// Send writes m as one frame with one write. A frame that cannot be sent
+// ends the connection: the peer must not wait for it.
+func (f *frameConn[S, R, PR]) Send(m S) (err error) {
+	defer func() {
+		if err != nil {
+			f.c.Close()
+		}
+	}()
 	buf, err := proto.MarshalOptions{}.MarshalAppend(append(f.wbuf[:0], 0, 0, 0, 0), m)
 	if err != nil {
 		return err
@@ -90,7 +119,13 @@ func (f *frameConn[S, R, PR]) Send(m S) error {
 
 // Recv reads one frame and decodes it.
 func (f *frameConn[S, R, PR]) Recv() (PR, error) {
-	p, err := readFrameNoting(f.r, maxFrame, &f.partial)
+	p, err := readFrameMarking(f.r, maxFrame, func(partial bool) {
+		if partial {
+			f.partial.Store(f.since())
+		} else {
+			f.partial.Store(0)
+		}
+	})
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 			// The peer is gone (or hung up): what a broken gRPC
@@ -106,32 +141,35 @@ func (f *frameConn[S, R, PR]) Recv() (PR, error) {
 	return m, nil
 }
 
-// stalledFor reports how long Recv has been waiting for the rest of a frame
-// (0: it is between frames).
+// stalledFor reports how long Recv has been waiting, in the middle of a
+// frame, for bytes that do not come (0: it is between frames, or bytes keep
+// arriving).
 func (f *frameConn[S, R, PR]) stalledFor() time.Duration {
-	if t := f.partial.Load(); t != 0 {
-		return time.Since(time.Unix(0, t))
+	p := f.partial.Load()
+	if p == 0 {
+		return 0
 	}
-	return 0
+	return time.Duration(f.since() - max(p, f.progress.Load()))
 }
 
 // readFrame reads one frame of at most limit bytes. The buffer grows with
 // the bytes actually received (to at most twice them), never to the length
 // the frame announces up front.
 func readFrame(r io.Reader, limit int) ([]byte, error) {
-	return readFrameNoting(r, limit, nil)
+	return readFrameMarking(r, limit, nil)
 }
 
-// readFrameNoting is readFrame that sets *partial, if not nil, to the time
-// the frame's length arrived while it waits for the rest.
-func readFrameNoting(r io.Reader, limit int, partial *atomic.Int64) ([]byte, error) {
+// readFrameMarking is readFrame that calls mark, if not nil, with true when
+// the frame's length has arrived and with false when the frame is read (or
+// failed).
+func readFrameMarking(r io.Reader, limit int, mark func(partial bool)) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
-	if partial != nil {
-		partial.Store(time.Now().UnixNano())
-		defer partial.Store(0)
+	if mark != nil {
+		mark(true)
+		defer mark(false)
 	}
 	n := int(binary.BigEndian.Uint32(hdr[:]))
 	if n > limit {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 
@@ -43,7 +44,7 @@ func TestSmallCallsUseTheChannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := p.calls()
+	m, err := p.calls(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +169,52 @@ type offering struct {
 
 func (o offering) OpenChannel(context.Context, *pb.Empty, ...grpc.CallOption) (*pb.ChannelOffer, error) {
 	return o.offer, nil
+}
+
+// A reply that cannot be sent (here: invalid UTF-8 in a proto string) ends
+// the channel, so that the host does not wait for it on an open socket; and
+// the server's replies never carry such a message.
+func TestUnsendableFrameEndsTheChannel(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	fc := newFrameConn[*pb.ReplyBatch, pb.CallBatch](a)
+	err := fc.Send(&pb.ReplyBatch{Replies: []*pb.Reply{{Id: 1, Message: "bad \xff utf-8"}}})
+	if err == nil {
+		t.Fatal("a reply with invalid UTF-8 was sent")
+	}
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("the peer reads %v, want io.EOF: the channel must end", err)
+	}
+	msg := replyMessage("bad \xff utf-8 " + strings.Repeat("x", 10<<10))
+	if !utf8.ValidString(msg) || len(msg) > maxReplyMessage+len("…") {
+		t.Fatalf("replyMessage left %d bytes, valid UTF-8 %v", len(msg), utf8.ValidString(msg))
+	}
+}
+
+// stalledFor counts the time no bytes of a half-received frame arrived, not
+// the time since the frame began: a reply that keeps coming, however
+// slowly, is not a stall.
+func TestStalledForCountsSilenceOnly(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	fc := newFrameConn[*pb.CallBatch, pb.ReplyBatch](a)
+	go fc.Recv() //nolint:errcheck // ends when the pipe closes
+	if _, err := b.Write(binary.BigEndian.AppendUint32(nil, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 { // 800 ms of a frame trickling in
+		time.Sleep(100 * time.Millisecond)
+		if _, err := b.Write([]byte{0}); err != nil {
+			t.Fatal(err)
+		}
+		if d := fc.stalledFor(); d > 300*time.Millisecond {
+			t.Fatalf("stalled for %v while bytes kept coming", d)
+		}
+	}
+	time.Sleep(600 * time.Millisecond)
+	if d := fc.stalledFor(); d < 500*time.Millisecond {
+		t.Fatalf("stalled for %v after 600 ms of silence mid-frame", d)
+	}
 }

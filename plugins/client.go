@@ -121,34 +121,63 @@ type proc struct {
 	gen     uint64
 	version int // the negotiated protocol version
 
-	muxMu sync.Mutex
-	mux   *mux // nil until the first small call, or after it broke
+	muxMu   sync.Mutex
+	mux     *mux          // nil until the first small call, or after it broke
+	opening chan struct{} // closed when the carrier being opened is ready (or not)
+	openErr error         // why the last opening failed
 }
 
 func (p *proc) alive() bool { return !p.dead.Load() && !p.client.Exited() }
 
 // calls returns the process's carrier of small calls (a channel, or the
-// Calls stream), opening it if needed.
-func (p *proc) calls() (*mux, error) {
+// Calls stream), opening it if needed. The opening runs apart from the
+// callers, each of which waits for it only until its own context ends.
+func (p *proc) calls(ctx context.Context) (*mux, error) {
+	p.muxMu.Lock()
+	if p.mux != nil && !p.mux.broken() {
+		m := p.mux
+		p.muxMu.Unlock()
+		return m, nil
+	}
+	ready := p.opening
+	if ready == nil {
+		ready = make(chan struct{})
+		p.opening = ready
+		go p.open(ready)
+	}
+	p.muxMu.Unlock()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	p.muxMu.Lock()
 	defer p.muxMu.Unlock()
-	if p.mux != nil && !p.mux.broken() {
-		return p.mux, nil
+	if p.mux != nil {
+		return p.mux, nil // if it broke already, the call says so
 	}
+	return nil, p.openErr
+}
+
+// open opens a carrier and closes ready.
+func (p *proc) open(ready chan struct{}) {
+	var m *mux
+	var err error
 	if p.version >= 3 {
 		// A channel where the plugin offers one; the Calls stream where it
 		// cannot (another system, a full disk, a plugin that lies).
-		if m, err := openChannel(context.Background(), p.rpc); err == nil {
-			p.mux = m
-			return m, nil
-		}
+		m, err = openChannel(context.Background(), p.rpc)
 	}
-	m, err := newMux(p.rpc)
-	if err != nil {
-		return nil, err
+	if m == nil {
+		m, err = newMux(p.rpc)
 	}
-	p.mux = m
-	return m, nil
+	p.muxMu.Lock()
+	p.mux, p.openErr, p.opening = m, err, nil
+	if m != nil && p.dead.Load() {
+		m.close() // killed while opening
+	}
+	p.muxMu.Unlock()
+	close(ready)
 }
 
 // kill stops the process (gracefully if it can) and forgets it.
@@ -562,7 +591,7 @@ func (b *Backend) Get(ctx context.Context, key string) (backends.Entry, error) {
 // muxCall runs a small call on p's Calls stream; the error is a status, as
 // a unary call's would be.
 func (b *Backend) muxCall(ctx context.Context, p *proc, c *pb.Call) (*pb.Reply, error) {
-	m, err := p.calls()
+	m, err := p.calls(ctx)
 	if err != nil {
 		return nil, err
 	}

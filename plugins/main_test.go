@@ -18,7 +18,7 @@ var binDir string
 var testPlugins = []string{"memory", "filesystem", "rawfs", "redis", "memcached", "broken", "v99", "locks"}
 
 // hostilePlugins are the names the hostile plugin binary is installed under.
-var hostilePlugins = []string{"hostile", "hostile-garbage", "hostile-v1", "hostile-v2", "hostile-badoffer"}
+var hostilePlugins = []string{"hostile", "hostile-garbage", "hostile-v1", "hostile-v2", "hostile-badoffer", "hostile-slowoffer"}
 
 // pluginPath returns the path of the test plugin serving backend name.
 func pluginPath(name string) string { return filepath.Join(binDir, exe(Prefix+name)) }

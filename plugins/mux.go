@@ -2,9 +2,12 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/regioncache/regioncache/plugins/internal/pb"
 )
@@ -29,23 +32,17 @@ type mux struct {
 	err     error // why the stream broke
 }
 
-func callSize(c *pb.Call) int {
-	if c.Set != nil {
-		return len(c.Set.Payload) + len(c.Set.Key) + 64
-	}
-	if c.Get != nil {
-		return len(c.Get.Key) + 32
-	}
-	if c.Delete != nil {
-		return len(c.Delete.Key) + 32
-	}
-	return 16
-}
+func callSize(c *pb.Call) int { return proto.Size(c) }
 
-// stallLimit is how long a reply may stay half received before a caller
-// that gives up on its own reply breaks the carrier: a plugin writes a
-// reply at once, and a few MiB cross a local socket in milliseconds.
-const stallLimit = 100 * time.Millisecond
+// stallLimit is how long the rest of a half-received reply may fail to
+// arrive before a caller that gives up on its own reply breaks the carrier:
+// a plugin writes a reply at once, and its bytes keep coming unless it
+// stalls mid-write.
+const stallLimit = 500 * time.Millisecond
+
+// errStalled breaks a carrier whose plugin stopped mid-reply. It is not
+// the plugin's exit: the next call opens a new carrier to the same process.
+var errStalled = errors.New("the plugin stopped in the middle of a reply")
 
 // callCarrier carries the host's call batches and the plugin's replies: a
 // Calls stream, or a channel (see channel.go).
@@ -131,6 +128,9 @@ func (m *mux) close() { m.broke(fmt.Errorf("%w: closed", ErrPluginExited)) }
 // do sends c and waits for its reply, or for ctx to end, or for the stream
 // to break.
 func (m *mux) do(ctx context.Context, c *pb.Call) (*pb.Reply, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // nothing is sent for a call already over
+	}
 	ch := make(chan *pb.Reply, 1)
 	m.mu.Lock()
 	if m.err != nil {
@@ -147,10 +147,15 @@ func (m *mux) do(ctx context.Context, c *pb.Call) (*pb.Reply, error) {
 		// The caller sends its call, and the calls queued meanwhile, itself
 		// (one goroutine hand-off less per call). A plugin that stops
 		// reading blocks that send: when the caller's context ends while it
-		// is still sending, the stream is broken, which ends the send.
+		// is still sending, and the send is still not done stallLimit later,
+		// the stream is broken, which ends the send. (A send that ends in
+		// time was only a write in progress, not a plugin that stopped.)
 		stop := context.AfterFunc(ctx, func() {
-			if m.out.sender.Load() == id {
-				m.broke(fmt.Errorf("%w: the plugin stopped reading its calls", ErrPluginExited))
+			for deadline := time.Now().Add(stallLimit); m.out.sender.Load() == id; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					m.broke(fmt.Errorf("%w: the plugin stopped reading its calls", ErrPluginExited))
+					return
+				}
 			}
 		})
 		defer stop()
@@ -174,7 +179,7 @@ func (m *mux) do(ctx context.Context, c *pb.Call) (*pb.Reply, error) {
 		if sc, ok := m.carrier.(interface{ stalledFor() time.Duration }); ok && sc.stalledFor() > stallLimit {
 			// The plugin stopped mid-reply: every later reply is behind
 			// that one. A new carrier serves the next call.
-			m.broke(fmt.Errorf("%w: the plugin stopped in the middle of a reply", ErrPluginExited))
+			m.broke(errStalled)
 			return nil, ctx.Err()
 		}
 		if m.forget(id) {

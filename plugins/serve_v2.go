@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/regioncache/regioncache/backends"
 	"github.com/regioncache/regioncache/lock"
@@ -95,11 +97,20 @@ func (s *server) serveCalls(ctx context.Context, stream replyCarrier) error {
 	}
 }
 
-func replySize(r *pb.Reply) int {
-	if r.Get != nil {
-		return len(r.Get.Payload) + 64
+func replySize(r *pb.Reply) int { return proto.Size(r) }
+
+// maxReplyMessage bounds an error message in a multiplexed reply.
+const maxReplyMessage = 4 << 10
+
+// replyMessage makes msg fit a reply: valid UTF-8 (a proto string cannot
+// carry anything else, and a reply that does not encode would be lost) and
+// at most maxReplyMessage bytes.
+func replyMessage(msg string) string {
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
+	if len(msg) > maxReplyMessage {
+		msg = strings.ToValidUTF8(msg[:maxReplyMessage], "") + "…"
 	}
-	return 64
+	return msg
 }
 
 // muxCall runs one multiplexed call.
@@ -132,7 +143,8 @@ func (s *server) muxCall(ctx context.Context, c *pb.Call) *pb.Reply {
 		if !ok {
 			st, _ = status.FromError(toStatus(err))
 		}
-		r.Code, r.Message = uint32(st.Code()), st.Message()
+		// A message travels in a proto string: valid UTF-8, and short.
+		r.Code, r.Message = uint32(st.Code()), replyMessage(st.Message())
 	}
 	return r
 }

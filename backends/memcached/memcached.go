@@ -311,6 +311,7 @@ func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
+	b.reads.Close(backends.ErrClosed) // no read starts from now on
 	err := b.client.Close()
 	b.reads.Wait()
 	if err != nil {

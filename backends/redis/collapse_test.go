@@ -2,6 +2,8 @@ package redis_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -96,6 +98,56 @@ func TestConcurrentReadsOfOneKeyAreCollapsed(t *testing.T) {
 					}
 				}
 				t.Fatalf("32 concurrent reads of one key sent %d GETs, want at most 2", n)
+			}
+		})
+	}
+}
+
+// TestCloseDuringCollapsedReads: Close while Redis is stalled with a read in
+// flight and callers waiting for the next one returns at once (it does not
+// wait out the client's timeouts), and the waiting callers get
+// backends.ErrClosed — with and without the local tier.
+func TestCloseDuringCollapsedReads(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("stalling the server needs SIGSTOP")
+	}
+	for _, local := range []bool{false, true} {
+		t.Run(fmt.Sprintf("local=%v", local), func(t *testing.T) {
+			srv := redistest.Start(t)
+			args := backends.Args{"url": srv.URL(0), "prefix": "close"}
+			if local {
+				args["local_cache"] = 100
+			}
+			b, err := backends.Open("redis", args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, err := b.Get(ctx, "warm"); !errors.Is(err, backends.ErrNotFound) {
+				t.Fatalf("warm-up Get: %v", err)
+			}
+			srv.Stall()
+			defer srv.Resume()
+			errs := make(chan error, 8)
+			for range 8 {
+				go func() { _, err := b.Get(ctx, "k"); errs <- err }()
+			}
+			time.Sleep(200 * time.Millisecond) // one read in flight, seven waiting
+			start := time.Now()
+			if err := b.Close(); err != nil {
+				t.Logf("Close: %v", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("Close took %v with Redis stalled", took)
+			}
+			closed := 0
+			for range 8 {
+				if err := <-errs; errors.Is(err, backends.ErrClosed) {
+					closed++
+				}
+			}
+			if closed < 7 {
+				t.Fatalf("%d of the 7 waiting callers got ErrClosed", closed)
 			}
 		})
 	}

@@ -396,13 +396,13 @@ func (t *localTier) close() {
 	t.once.Do(func() {
 		t.closedFlag.Store(true)
 		t.live.Store(false)
+		t.fills.Close(backends.ErrClosed) // the backend's Close waits for them
 		close(t.stop)
 		if t.ps != nil {
 			_ = t.ps.Close()
 			<-t.done
 			_ = t.tc.Close()
 		}
-		t.fills.Wait()
 		t.flush()
 	})
 }

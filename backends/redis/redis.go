@@ -923,6 +923,9 @@ func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
+	// No read starts from now on; callers waiting for one get ErrClosed,
+	// and the reads made for waiting callers end with the client below.
+	b.reads.Close(backends.ErrClosed)
 	if b.locker != nil {
 		_ = b.locker.Close()
 	}
@@ -936,6 +939,9 @@ func (b *Backend) Close() error {
 		}
 	}
 	b.reads.Wait()
+	if b.local != nil {
+		b.local.fills.Wait()
+	}
 	return err
 }
 

@@ -13,7 +13,7 @@ import (
 // joined returns how many callers wait for the read after the one in flight
 // for key.
 func (g *Group[T]) joined(key string) int {
-	g.seedOnce.Do(func() { g.seed = maphash.MakeSeed() })
+	g.init()
 	st := &g.stripes[maphash.String(g.seed, key)%stripes]
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -230,4 +230,99 @@ func TestOtherKeysAreNotHeld(t *testing.T) {
 			t.Fatalf("key %q waited for a read of another key", k)
 		}
 	}
+}
+
+// Close fails the callers waiting for a read that has not started, ends the
+// context of a read made for waiting callers, makes later calls return its
+// error without reading, and Wait then returns once the reads in flight
+// end; Close racing calls never panics.
+func TestClose(t *testing.T) {
+	errClosed := errors.New("closed")
+	t.Run("waiting callers", func(t *testing.T) {
+		var g Group[string]
+		release := make(chan struct{})
+		var reads atomic.Int32
+		read := func(context.Context) (string, error) {
+			reads.Add(1)
+			<-release
+			return "v", nil
+		}
+		first := make(chan string, 1)
+		go func() { v, _ := g.Do(context.Background(), "k", read); first <- v }()
+		waitFor(t, "the first read", func() bool { return reads.Load() == 1 })
+		errc := make(chan error, 1)
+		go func() { _, err := g.Do(context.Background(), "k", read); errc <- err }()
+		waitFor(t, "a caller to join", func() bool { return g.joined("k") == 1 })
+		g.Close(errClosed)
+		if err := <-errc; !errors.Is(err, errClosed) {
+			t.Fatalf("waiting caller: %v, want the Close error", err)
+		}
+		if _, err := g.Do(context.Background(), "k", read); !errors.Is(err, errClosed) {
+			t.Fatalf("Do after Close: %v", err)
+		}
+		waited := make(chan struct{})
+		go func() { g.Wait(); close(waited) }()
+		select {
+		case <-waited:
+			t.Fatal("Wait returned while a read was in flight")
+		case <-time.After(50 * time.Millisecond):
+		}
+		close(release)
+		<-waited
+		if v := <-first; v != "v" {
+			t.Fatalf("the read in flight got %q", v)
+		}
+		if n := reads.Load(); n != 1 {
+			t.Fatalf("%d reads, want 1 (none after Close)", n)
+		}
+	})
+	t.Run("read for waiting callers", func(t *testing.T) {
+		var g Group[string]
+		release := make(chan struct{})
+		var reads atomic.Int32
+		batchStarted := make(chan struct{})
+		read := func(ctx context.Context) (string, error) {
+			switch reads.Add(1) {
+			case 1:
+				<-release
+				return "first", nil
+			default:
+				close(batchStarted)
+				<-ctx.Done() // a read that would hang but for Close
+				return "", ctx.Err()
+			}
+		}
+		go g.Do(context.Background(), "k", read)
+		waitFor(t, "the first read", func() bool { return reads.Load() == 1 })
+		errc := make(chan error, 1)
+		go func() { _, err := g.Do(context.Background(), "k", read); errc <- err }()
+		waitFor(t, "a caller to join", func() bool { return g.joined("k") == 1 })
+		close(release)
+		<-batchStarted
+		g.Close(errClosed)
+		g.Wait()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("caller of the read Close ended: %v, want context.Canceled", err)
+		}
+	})
+	t.Run("racing", func(t *testing.T) {
+		for range 300 {
+			var g Group[int]
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for range 20 {
+						_, _ = g.Do(context.Background(), "k", func(context.Context) (int, error) {
+							time.Sleep(10 * time.Microsecond)
+							return 1, nil
+						})
+					}
+				})
+			}
+			time.Sleep(50 * time.Microsecond)
+			g.Close(errClosed)
+			g.Wait()
+			wg.Wait()
+		}
+	})
 }

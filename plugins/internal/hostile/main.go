@@ -36,7 +36,8 @@
 // regioncache-backend-hostile-v1 speaks only protocol version 1,
 // regioncache-backend-hostile-v2 only versions 1 and 2 (small calls on the
 // Calls stream), regioncache-backend-hostile-badoffer offers a channel
-// nobody listens on; any other name serves the behaviours above over
+// nobody listens on, regioncache-backend-hostile-slowoffer takes 3 s to
+// offer one; any other name serves the behaviours above over
 // versions 1 to 3.
 package main
 
@@ -81,7 +82,7 @@ func main() {
 	case strings.HasSuffix(name, "-v2"):
 		versions = []int{1, 2}
 	}
-	s := &server{instances: map[uint64]*instance{}, badOffer: strings.HasSuffix(name, "-badoffer")}
+	s := &server{instances: map[uint64]*instance{}, badOffer: strings.HasSuffix(name, "-badoffer"), slowOffer: strings.HasSuffix(name, "-slowoffer")}
 	for _, v := range versions {
 		s.protocols = append(s.protocols, int32(v))
 	}
@@ -126,6 +127,7 @@ type server struct {
 	transfers sync.Map // uint64 -> transfer
 	protocols []int32
 	badOffer  bool
+	slowOffer bool
 }
 
 type transfer struct {
@@ -357,6 +359,9 @@ func (s *server) OpenChannel(context.Context, *pb.Empty) (*pb.ChannelOffer, erro
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	path := filepath.Join(dir, "s")
+	if s.slowOffer {
+		time.Sleep(3 * time.Second)
+	}
 	if s.badOffer {
 		return &pb.ChannelOffer{Network: "unix", Address: path, Token: make([]byte, 32)}, nil
 	}
