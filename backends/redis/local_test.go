@@ -1,13 +1,8 @@
 package redis_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +12,7 @@ import (
 	rcredis "github.com/regioncache/regioncache/backends/redis"
 	"github.com/regioncache/regioncache/internal/faultproxy"
 	"github.com/regioncache/regioncache/internal/redistest"
+	"github.com/regioncache/regioncache/internal/stampedetest"
 )
 
 // waitLocal reads key through b until it is served without a Redis command
@@ -205,37 +201,49 @@ func TestLocalTierArgs(t *testing.T) {
 	}
 }
 
-// TestLocalTierHelperProcess is not a test: it is process A of
-// TestLocalTierCrossProcess. It reads "k" through a local tier in a loop
-// and prints each value the first time it is served, with the time.
-func TestLocalTierHelperProcess(t *testing.T) {
-	if os.Getenv(envHelper) != "localtier" {
-		t.Skip("helper process for TestLocalTierCrossProcess")
+// localReaderKind is process A of TestLocalTierCrossProcess: it reads "k"
+// through a local tier in a loop and reports each value the first time it
+// is served, with the time, until it serves "stop".
+const localReaderKind = "local-tier-reader"
+
+type localReaderSpec struct{ Addr string }
+
+// localReaderResult is what process A served: values in the order first
+// served, with when (Unix ns).
+type localReaderResult struct {
+	Seen []struct {
+		V  string
+		At int64
 	}
+}
+
+func localReaderWorker(spec localReaderSpec) (any, error) {
 	ctx := context.Background()
-	b, err := rcredis.Open(backends.Args{"url": "redis://" + os.Getenv(envAddr) + "/0", "prefix": "ltx", "local_cache": 100})
+	b, err := rcredis.Open(backends.Args{"url": "redis://" + spec.Addr + "/0", "prefix": "ltx", "local_cache": 100})
 	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
+		return nil, err
 	}
 	defer b.Close()
-	fmt.Println("ready")
+	stampedetest.Say("ready")
+	var res localReaderResult
 	last := ""
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		e, err := b.Get(ctx, "k")
 		if err != nil {
 			continue
 		}
 		if v := string(e.Payload); v != last {
-			fmt.Printf("seen %s %d\n", v, time.Now().UnixNano())
+			res.Seen = append(res.Seen, struct {
+				V  string
+				At int64
+			}{v, time.Now().UnixNano()})
 			last = v
 			if v == "stop" {
 				break
 			}
 		}
 	}
-	os.Exit(0)
+	return res, nil
 }
 
 // TestLocalTierCrossProcess: process A reads k through its local tier; this
@@ -250,21 +258,8 @@ func TestLocalTierCrossProcess(t *testing.T) {
 	if err := b.Set(ctx, "k", backends.Entry{Payload: []byte("v-0")}); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLocalTierHelperProcess$")
-	cmd.Env = append(os.Environ(), envHelper+"=localtier", envAddr+"="+srv.Addr())
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	rd := bufio.NewReader(out)
-	if line, err := rd.ReadString('\n'); line != "ready\n" {
-		t.Fatalf("helper said %q, %v", line, err)
-	}
+	w := stampedetest.Launch(t, localReaderKind, localReaderSpec{Addr: srv.Addr()})
+	w.Expect(t, "ready")
 	time.Sleep(200 * time.Millisecond) // A caches v-0 (not asserted)
 	const writes = 200
 	written := make([]int64, writes+1)
@@ -278,27 +273,23 @@ func TestLocalTierCrossProcess(t *testing.T) {
 	if err := b.Set(ctx, "k", backends.Entry{Payload: []byte("stop")}); err != nil {
 		t.Fatal(err)
 	}
-	rest, _ := io.ReadAll(rd)
-	_ = cmd.Wait()
+	var res localReaderResult
+	w.Result(t, &res)
 	seen := make([]int64, writes+1)
 	lastI := -1
-	for _, line := range strings.Split(strings.TrimSpace(string(rest)), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "seen" {
-			t.Fatalf("helper: %q", line)
-		}
-		if f[1] == "stop" {
+	for _, s := range res.Seen {
+		if s.V == "stop" {
 			break
 		}
-		i, err := strconv.Atoi(strings.TrimPrefix(f[1], "v-"))
+		i, err := strconv.Atoi(strings.TrimPrefix(s.V, "v-"))
 		if err != nil {
-			t.Fatalf("helper saw %q", f[1])
+			t.Fatalf("A saw %q", s.V)
 		}
 		if i < lastI {
 			t.Fatalf("A served v-%d after it had served v-%d: an old value after its invalidation arrived", i, lastI)
 		}
 		lastI = i
-		seen[i], _ = strconv.ParseInt(f[2], 10, 64)
+		seen[i] = s.At
 	}
 	var delays []int64 // µs
 	for i := 1; i <= writes; i++ {

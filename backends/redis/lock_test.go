@@ -1,13 +1,10 @@
 package redis_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 
 	rcredis "github.com/regioncache/regioncache/backends/redis"
 	"github.com/regioncache/regioncache/internal/redistest"
+	"github.com/regioncache/regioncache/internal/stampedetest"
 	"github.com/regioncache/regioncache/lock"
 )
 
@@ -277,25 +275,26 @@ func TestRedisLockLost(t *testing.T) {
 	_ = h.Unlock()
 }
 
-// TestRedisLockHelperProcess is not a test: it is the lock holder that
-// TestRedisLockHolderKilled runs in a separate process and kills.
-func TestRedisLockHelperProcess(t *testing.T) {
-	addr := os.Getenv("REGIONCACHE_LOCK_HELPER_ADDR")
-	if addr == "" {
-		t.Skip("helper process for TestRedisLockHolderKilled")
-	}
-	ttl, _ := time.ParseDuration(os.Getenv("REGIONCACHE_LOCK_HELPER_TTL"))
-	c := goredis.NewClient(&goredis.Options{Addr: addr})
-	l := rcredis.NewLock(c, rcredis.LockOptions{Prefix: "kill:", TTL: ttl})
+// lockHolderKind is the worker of TestRedisLockHolderKilled: it takes the
+// lock and holds (and renews) it until it is killed.
+const lockHolderKind = "lock-holder"
+
+type lockHolderSpec struct {
+	Addr string
+	TTL  time.Duration
+}
+
+func lockHolderWorker(spec lockHolderSpec) (any, error) {
+	c := goredis.NewClient(&goredis.Options{Addr: spec.Addr})
+	l := rcredis.NewLock(c, rcredis.LockOptions{Prefix: "kill:", TTL: spec.TTL})
 	if _, err := l.Lock(context.Background(), "k"); err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
+		return nil, err
 	}
-	fmt.Println("locked")
-	// Hold (and renew) until killed; exit if the parent goes away (stdin
-	// closes) so that no helper outlives a crashed test.
+	stampedetest.Say("locked")
+	// Hold until killed; end if the parent goes away (stdin closes) so that
+	// no holder outlives a crashed test.
 	_, _ = io.Copy(io.Discard, os.Stdin)
-	os.Exit(0)
+	return nil, nil
 }
 
 // TestRedisLockHolderKilled: a holder killed with SIGKILL publishes nothing
@@ -305,29 +304,9 @@ func TestRedisLockHelperProcess(t *testing.T) {
 func TestRedisLockHolderKilled(t *testing.T) {
 	srv := redistest.Start(t)
 	const ttl = 2 * time.Second
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRedisLockHelperProcess$")
-	cmd.Env = append(os.Environ(), "REGIONCACHE_LOCK_HELPER_ADDR="+srv.Addr(), "REGIONCACHE_LOCK_HELPER_TTL="+ttl.String())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "locked\n" {
-		_ = cmd.Process.Kill()
-		t.Fatalf("helper said %q, %v", line, err)
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	w := stampedetest.Launch(t, lockHolderKind, lockHolderSpec{Addr: srv.Addr(), TTL: ttl})
+	w.Expect(t, "locked")
+	w.Kill()
 	if err := srv.ResetStats(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,17 +14,17 @@ import (
 	"github.com/regioncache/regioncache/region"
 )
 
-// TestMain lets the test binary be the worker processes of the stampedes:
-// the shared GetOrCreate stampede and the topology one (internal/stampedetest).
+// TestMain lets the test binary be the worker processes (internal/
+// stampedetest): the shared GetOrCreate stampede, the topology one, the lock
+// holder that TestRedisLockHolderKilled kills, and the local-tier reader of
+// TestLocalTierCrossProcess.
 func TestMain(m *testing.M) {
-	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{topoKind: stampedetest.Kind(topoWorker)})
+	stampedetest.Main(m, map[string]stampedetest.WorkerFunc{
+		topoKind:        stampedetest.Kind(topoWorker),
+		lockHolderKind:  stampedetest.Kind(lockHolderWorker),
+		localReaderKind: stampedetest.Kind(localReaderWorker),
+	})
 }
-
-// Environment of TestLocalTierHelperProcess (local_test.go).
-const (
-	envHelper = "REGIONCACHE_REDIS_HELPER"      // "localtier"
-	envAddr   = "REGIONCACHE_REDIS_HELPER_ADDR" // the server's address
-)
 
 // stampedeSpec is the stampede of the multi-process tests: goroutines
 // callers per process, each process with its own region (its own client) on
