@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,8 @@ type localTier struct {
 	m       *strtable.Table[localEntry] // region key -> entry; reads take no lock
 	wmu     sync.Mutex                  // serialises m's writers
 	fills   collapse.Group[localEntry]  // concurrent misses of a key share reads
+	connsMu sync.Mutex
+	conns   []net.Conn // the tracking client's connections, closed by close
 	n       atomic.Int64
 	bytes   atomic.Int64
 	maxN    int64
@@ -116,6 +119,33 @@ func (t *localTier) start(prefixes []string, strip func(string) (string, bool), 
 			args = append(args, "prefix", p)
 		}
 		return cn.Do(ctx, args...).Err()
+	}
+	// Every connection the tracking client dials is remembered, so that
+	// close can end one still being set up (go-redis holds the Pub/Sub's
+	// lock during the set-up, until its own timeouts against a stalled
+	// server).
+	dial := o.Dialer
+	if dial == nil {
+		d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 5 * time.Minute}
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err == nil {
+			t.connsMu.Lock()
+			if t.closedFlag.Load() {
+				c.Close()
+				err = net.ErrClosed
+			} else {
+				// The client keeps at most two at a time (its pool of one and
+				// the Pub/Sub's); older ones are closed already.
+				t.conns = append(t.conns[max(0, len(t.conns)-3):], c)
+			}
+			t.connsMu.Unlock()
+		}
+		return c, err
 	}
 	tc := goredis.NewClient(&o)
 	t.tc = tc
@@ -399,6 +429,15 @@ func (t *localTier) close() {
 		t.fills.Close(backends.ErrClosed) // the backend's Close waits for them
 		close(t.stop)
 		if t.ps != nil {
+			// The connections first: one the Pub/Sub is still setting up
+			// holds its lock until go-redis's timeouts against a stalled
+			// server.
+			t.connsMu.Lock()
+			for _, c := range t.conns {
+				_ = c.Close()
+			}
+			t.conns = nil
+			t.connsMu.Unlock()
 			_ = t.ps.Close()
 			<-t.done
 			_ = t.tc.Close()
