@@ -21,16 +21,24 @@ type reusingBuffer struct {
 	buf []byte
 }
 
-func (b *reusingBuffer) Get(_ context.Context, k string) (backends.Entry, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// stored returns k's entry as stored; the caller holds b.mu.
+func (b *reusingBuffer) stored(k string) (backends.Entry, error) {
 	e, ok := b.m[k]
 	if !ok {
 		return backends.Entry{}, backends.ErrNotFound
 	}
-	b.buf = append(b.buf[:0], e.Payload...)
-	e.Payload = b.buf
 	return e, nil
+}
+
+func (b *reusingBuffer) Get(_ context.Context, k string) (backends.Entry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, err := b.stored(k)
+	if err == nil {
+		b.buf = append(b.buf[:0], e.Payload...)
+		e.Payload = b.buf
+	}
+	return e, err
 }
 
 func (b *reusingBuffer) Set(_ context.Context, k string, e backends.Entry) error {
@@ -57,11 +65,7 @@ type readOnly struct{ reusingBuffer }
 func (b *readOnly) Get(_ context.Context, k string) (backends.Entry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.m[k]
-	if !ok {
-		return backends.Entry{}, backends.ErrNotFound
-	}
-	return e, nil // the stored copy, never changed
+	return b.stored(k) // the stored copy, never changed
 }
 
 func (b *readOnly) ReadOnlyPayloads() bool { return true }
